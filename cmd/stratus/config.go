@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	lockredis "github.com/stratus-registry/stratus/locking/redis"
+	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/storage/filesystem"
+	"github.com/stratus-registry/stratus/storage/s3"
+)
+
+// Config is the whole configuration: one typed tree, each section owned by
+// the package that uses it. Load order: YAML file (strict), STRATUS_*
+// environment variables, --set flags, defaults, then Validate.
+type Config struct {
+	Log      LogConfig       `yaml:"log"`
+	HTTP     HTTPConfig      `yaml:"http"`
+	Storage  StorageConfig   `yaml:"storage"`
+	Redis    lockredis.Config `yaml:"redis"`
+	Registry registry.Config `yaml:"registry"`
+}
+
+// LogConfig selects the structured-log output.
+type LogConfig struct {
+	Level  slog.Level `yaml:"level"`
+	Format LogFormat  `yaml:"format"`
+}
+
+// LogFormat is "text" or "json".
+type LogFormat string
+
+func (f *LogFormat) UnmarshalText(b []byte) error {
+	switch s := LogFormat(strings.ToLower(string(b))); s {
+	case "text", "json":
+		*f = s
+		return nil
+	}
+	return fmt.Errorf("unknown log format %q (want text or json)", b)
+}
+
+// HTTPConfig is the listener.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// TLS is on when both files are set.
+	TLS struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout guards against slow-loris clients; bodies may stream
+	// for as long as they need (a 10 GiB layer on a slow link).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle keep-alive connections.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// StorageConfig chooses one driver and holds each driver's section.
+type StorageConfig struct {
+	Driver     DriverName        `yaml:"driver"`
+	Filesystem filesystem.Config `yaml:"filesystem"`
+	S3         s3.Config         `yaml:"s3"`
+}
+
+// DriverName is the storage backend; its zero value means "use the default".
+type DriverName string
+
+const (
+	DriverFilesystem DriverName = "filesystem"
+	DriverInmemory   DriverName = "inmemory"
+	DriverS3         DriverName = "s3"
+)
+
+func (d *DriverName) UnmarshalText(b []byte) error {
+	switch n := DriverName(strings.ToLower(string(b))); n {
+	case DriverFilesystem, DriverInmemory, DriverS3:
+		*d = n
+		return nil
+	}
+	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory or s3)", b)
+}
+
+// decodeConfig reads YAML strictly: an unknown key is an error, with its line.
+func decodeConfig(r io.Reader, cfg *Config) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loadConfig builds the configuration from a file (optional), the process
+// environment and --set overrides, then applies defaults and validates.
+func loadConfig(path string, env []string, sets []string) (*Config, error) {
+	var cfg Config
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		err = decodeConfig(f, &cfg)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		key, value, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("--set %q: want key.path=value", s)
+		}
+		if err := setKey(&cfg, strings.TrimSpace(key), value); err != nil {
+			return nil, fmt.Errorf("--set: %w", err)
+		}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return &cfg, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = ":5000"
+	}
+	if c.HTTP.ShutdownTimeout == 0 {
+		c.HTTP.ShutdownTimeout = 30 * time.Second
+	}
+	if c.HTTP.ReadHeaderTimeout == 0 {
+		c.HTTP.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.HTTP.IdleTimeout == 0 {
+		c.HTTP.IdleTimeout = 2 * time.Minute
+	}
+	if c.Storage.Driver == "" {
+		c.Storage.Driver = DriverFilesystem
+	}
+	if c.Storage.Driver == DriverFilesystem && c.Storage.Filesystem.Root == "" {
+		c.Storage.Filesystem.Root = "./data"
+	}
+	c.Registry.SetDefaults()
+	if c.redisEnabled() {
+		c.Redis.SetDefaults()
+	}
+	if c.Storage.Driver == DriverS3 {
+		c.Storage.S3.SetDefaults()
+	}
+}
+
+// redisEnabled: Redis is used as soon as an address is configured; without
+// one, the in-process store keeps sessions and leases (one replica only).
+func (c *Config) redisEnabled() bool { return len(c.Redis.Addrs) > 0 }
+
+// Validate reports every problem at once, each with its key path.
+func (c *Config) Validate() error {
+	var errs []error
+	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
+		errs = append(errs, errors.New("http.tls: cert and key must be set together"))
+	}
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout},
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout},
+	} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", f.key))
+		}
+	}
+	switch c.Storage.Driver {
+	case DriverFilesystem:
+		errs = append(errs, c.Storage.Filesystem.Validate())
+	case DriverS3:
+		errs = append(errs, c.Storage.S3.Validate())
+	}
+	if c.redisEnabled() {
+		errs = append(errs, c.Redis.Validate())
+	}
+	errs = append(errs, c.Registry.Validate())
+	return errors.Join(errs...)
+}

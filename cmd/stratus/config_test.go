@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "stratus.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig("", nil, nil)
+	if err != nil {
+		t.Fatalf("no config must be valid: %v", err)
+	}
+	if cfg.HTTP.Addr != ":5000" || cfg.Storage.Driver != DriverFilesystem || cfg.Storage.Filesystem.Root != "./data" {
+		t.Errorf("defaults: addr=%q driver=%q root=%q", cfg.HTTP.Addr, cfg.Storage.Driver, cfg.Storage.Filesystem.Root)
+	}
+	if cfg.redisEnabled() {
+		t.Error("redis must be off without an address")
+	}
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, "http:\n  addr: \":6000\"\n  shutdown_timeout: 5s\nstorage:\n  filesystem:\n    root: /from/file\n")
+	tests := []struct {
+		name     string
+		env      []string
+		sets     []string
+		wantAddr string
+		wantRoot string
+	}{
+		{"file only", nil, nil, ":6000", "/from/file"},
+		{"env over file", []string{"STRATUS_HTTP_ADDR=:7000", "PATH=/bin"}, nil, ":7000", "/from/file"},
+		{"flag over env", []string{"STRATUS_HTTP_ADDR=:7000"}, []string{"http.addr=:8000"}, ":8000", "/from/file"},
+		{"env nested key", []string{"STRATUS_STORAGE_FILESYSTEM_ROOT=/from/env"}, nil, ":6000", "/from/env"},
+		{"config file env var is not a key", []string{"STRATUS_CONFIG=/elsewhere"}, nil, ":6000", "/from/file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(file, tt.env, tt.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.HTTP.Addr != tt.wantAddr || cfg.Storage.Filesystem.Root != tt.wantRoot {
+				t.Errorf("addr=%q root=%q, want %q %q", cfg.HTTP.Addr, cfg.Storage.Filesystem.Root, tt.wantAddr, tt.wantRoot)
+			}
+			if cfg.HTTP.ShutdownTimeout != 5*time.Second {
+				t.Errorf("shutdown_timeout = %v, want 5s from the file", cfg.HTTP.ShutdownTimeout)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  []string
+		sets []string
+		want []string // every substring must appear in the error
+	}{
+		{"unknown key", "http:\n  adr: x\n", nil, nil, []string{"adr", "not found"}},
+		{"bad duration", "http:\n  idle_timeout: soon\n", nil, nil, []string{"soon"}},
+		{"unknown driver", "storage:\n  driver: floppy\n", nil, nil, []string{"floppy"}},
+		{"unknown env var", "", []string{"STRATUS_HTTP_ADRR=:1"}, nil, []string{"STRATUS_HTTP_ADRR"}},
+		{"bad env value", "", []string{"STRATUS_HTTP_IDLE_TIMEOUT=forever"}, nil, []string{"http.idle_timeout", "forever"}},
+		{"unknown set key", "", nil, []string{"http.nope=1"}, []string{"http.nope", "unknown"}},
+		{"set without value", "", nil, []string{"http.addr"}, []string{"key.path=value"}},
+		{
+			"every validation error at once", "http:\n  tls:\n    cert: c.pem\n  idle_timeout: -1s\nlog:\n  format: json\n", nil, nil,
+			[]string{"http.tls: cert and key", "http.idle_timeout: must not be negative"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+			}
+			_, err := loadConfig(path, tt.env, tt.sets)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryKeyHasAnEnvName(t *testing.T) {
+	var cfg Config
+	seen := map[string]string{}
+	for _, l := range leaves(&cfg) {
+		name := envName(l.path)
+		if prev, dup := seen[name]; dup {
+			t.Errorf("keys %s and %s share the variable %s", prev, l.path, name)
+		}
+		seen[name] = l.path
+	}
+	for _, want := range []string{"STRATUS_HTTP_ADDR", "STRATUS_STORAGE_FILESYSTEM_ROOT", "STRATUS_STORAGE_DRIVER", "STRATUS_LOG_LEVEL"} {
+		if _, ok := seen[want]; !ok {
+			t.Errorf("no key for %s", want)
+		}
+	}
+}
+
+func TestConfigCheckCommand(t *testing.T) {
+	good := writeConfig(t, "http:\n  addr: 127.0.0.1:5001\n")
+	bad := writeConfig(t, "http:\n  tls:\n    key: k.pem\n  idle_timeout: -3s\n")
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		wantOut []string
+	}{
+		{"valid", []string{"stratus", "config", "check", good}, false, []string{"configuration OK", "127.0.0.1:5001"}},
+		{"invalid lists every error", []string{"stratus", "config", "check", bad}, true, []string{"http.tls", "http.idle_timeout"}},
+		{"missing file", []string{"stratus", "config", "check", "/nonexistent.yaml"}, true, []string{"nonexistent.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			app := newApp(&out, &errOut, nil)
+			app.ExitErrHandler = func(*cli.Context, error) {}
+			err := app.Run(tt.args)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v; out=%s", err, tt.wantErr, out.String())
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output %q lacks %q", out.String(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := newApp(&out, &out, nil).Run([]string{"stratus", "version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "stratus ") {
+		t.Errorf("version output %q", out.String())
+	}
+}
