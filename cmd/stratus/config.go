@@ -22,11 +22,11 @@ import (
 // the package that uses it. Load order: YAML file (strict), STRATUS_*
 // environment variables, --set flags, defaults, then Validate.
 type Config struct {
-	Log      LogConfig       `yaml:"log"`
-	HTTP     HTTPConfig      `yaml:"http"`
-	Storage  StorageConfig   `yaml:"storage"`
+	Log      LogConfig        `yaml:"log"`
+	HTTP     HTTPConfig       `yaml:"http"`
+	Storage  StorageConfig    `yaml:"storage"`
 	Redis    lockredis.Config `yaml:"redis"`
-	Registry registry.Config `yaml:"registry"`
+	Registry registry.Config  `yaml:"registry"`
 }
 
 // LogConfig selects the structured-log output.

@@ -71,19 +71,28 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	ready := readiness(driver, store, logger)
+	// No http.ServeMux in front of the registry: it would clean paths and
+	// answer "/v2/a/../b" with a redirect, where a registry must answer
+	// NAME_INVALID and store nothing.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			health(w, r)
+		case "/readyz":
+			ready.ServeHTTP(w, r)
+		default:
+			reg.ServeHTTP(w, r)
+		}
 	})
-	mux.Handle("/readyz", readiness(driver, store, logger))
-	mux.Handle("/", reg)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -121,25 +130,23 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	return nil
 }
 
-// readiness answers 200 when the object store and the session store both
-// answer; a load balancer then stops sending traffic to a replica whose
-// dependencies are down instead of letting it fail every push.
+// readiness answers 200 when the object store answers. The session store
+// is reported but does not make the replica unready: every replica shares
+// it, and pulls must go on while it is down (pushes answer 503 meanwhile).
 func readiness(d storage.Driver, s locking.Store, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		var errs []error
 		if _, err := d.Stat(ctx, "_stratus/readiness-probe"); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("storage: %w", err))
-		}
-		if _, err := s.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, locking.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("sessions: %w", err))
-		}
-		if err := errors.Join(errs...); err != nil {
 			logger.Warn("not ready", "err", err)
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
+		if _, err := s.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, locking.ErrNotFound) {
+			logger.Warn("session store unavailable: pushes fail until it is back", "err", err)
+			fmt.Fprintf(w, "degraded: sessions: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
 	})
 }

@@ -1,0 +1,286 @@
+package lockingtest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// redisInstall is the message when redis-server is missing: tests fail with
+// it rather than skip, so CI cannot pass without running the Redis suite.
+const redisInstall = "redis-server not found: apt-get install -y redis-server"
+
+// RedisServer is a throwaway redis-server subprocess: persistence off, its
+// own temp directory, reachable on a unix socket or on a 127.0.0.1 port.
+// Stop and Start (or Restart) keep the address, so fault tests can take it
+// down under a live client and bring it back.
+type RedisServer struct {
+	dir  string
+	tcp  bool   // RedisTCP was given
+	sock string // unix socket path, without RedisTCP
+	port int    // TCP port, with RedisTCP
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+
+	log syncBuffer // everything the server printed, across restarts
+}
+
+// RedisOption configures StartRedisServer.
+type RedisOption func(*RedisServer)
+
+// RedisTCP makes the server listen on a free 127.0.0.1 port instead of a
+// unix socket, for clients that cannot dial unix sockets.
+func RedisTCP() RedisOption { return func(r *RedisServer) { r.tcp = true } }
+
+// StartRedisServer starts redis-server and waits until it answers PING.
+// Close it when done.
+func StartRedisServer(opts ...RedisOption) (*RedisServer, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, errors.New(redisInstall)
+	}
+	dir, err := os.MkdirTemp("", "lockingtest-redis-")
+	if err != nil {
+		return nil, err
+	}
+	r := &RedisServer{dir: dir}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.tcp {
+		if r.port, err = freePort(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	} else {
+		r.sock = filepath.Join(dir, "redis.sock")
+	}
+	if err := r.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return r, nil
+}
+
+// StartRedis starts a server for one test (or benchmark) and closes it in
+// t.Cleanup; it fails the test if the server cannot start.
+func StartRedis(tb testing.TB, opts ...RedisOption) *RedisServer {
+	tb.Helper()
+	r, err := StartRedisServer(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			tb.Errorf("stopping redis-server: %v", err)
+		}
+	})
+	return r
+}
+
+// Addr is the address to put in redis.Config.Addrs: the socket path (which
+// go-redis dials as a unix socket because it starts with "/"), or
+// 127.0.0.1:port.
+func (r *RedisServer) Addr() string {
+	if r.sock != "" {
+		return r.sock
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+}
+
+// network and address as net.Dial wants them.
+func (r *RedisServer) dialArgs() (string, string) {
+	if r.sock != "" {
+		return "unix", r.sock
+	}
+	return "tcp", r.Addr()
+}
+
+// Start starts the server process on the server's address and waits until
+// it answers PING. It is an error to start a server that is running. Data
+// does not survive a Stop.
+func (r *RedisServer) Start() error {
+	exited, err := r.launch()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := r.ping()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			r.mu.Lock()
+			r.cmd = nil
+			r.mu.Unlock()
+			return fmt.Errorf("redis-server exited during startup; log:\n%s", r.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.Stop()
+			return fmt.Errorf("redis-server did not answer PING within 10s (%v); log:\n%s", err, r.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// launch starts the process; the returned channel closes when it exits.
+func (r *RedisServer) launch() (<-chan struct{}, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return nil, errors.New("redis-server already running")
+	}
+	args := []string{
+		"--save", "", "--appendonly", "no",
+		"--dir", r.dir,
+		"--daemonize", "no",
+		"--logfile", "", // to stdout, captured below
+	}
+	if r.sock != "" {
+		args = append(args, "--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700")
+	} else {
+		args = append(args, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1")
+	}
+	cmd := exec.Command("redis-server", args...)
+	cmd.Stdout = &r.log
+	cmd.Stderr = &r.log
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, errors.New(redisInstall)
+		}
+		return nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	r.cmd, r.exited = cmd, exited
+	return exited, nil
+}
+
+// ping sends one PING over a fresh connection; it needs no client library.
+func (r *RedisServer) ping() error {
+	network, addr := r.dialArgs()
+	c, err := net.DialTimeout(network, addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	// "-LOADING ..." and friends mean started but not ready yet.
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 5s) and waits
+// for it to exit. Stopping a stopped server does nothing.
+func (r *RedisServer) Stop() error {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	resumeProcess(cmd.Process) // a paused server cannot handle the signal
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+	if r.sock != "" {
+		os.Remove(r.sock) // left behind if it had to be killed
+	}
+	return nil
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open but nothing is
+// answered, which is how an overloaded or partitioned Redis looks to a
+// client, as opposed to a stopped one refusing connections. Resume undoes it.
+func (r *RedisServer) Pause() error { return r.signal(pauseProcess) }
+
+// Resume continues a paused server.
+func (r *RedisServer) Resume() error { return r.signal(resumeProcess) }
+
+func (r *RedisServer) signal(f func(*os.Process) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return errors.New("redis-server not running")
+	}
+	return f(r.cmd.Process)
+}
+
+// Restart stops the server and starts it again on the same address.
+func (r *RedisServer) Restart() error {
+	if err := r.Stop(); err != nil {
+		return err
+	}
+	return r.Start()
+}
+
+// Close stops the server and removes its directory.
+func (r *RedisServer) Close() error {
+	err := r.Stop()
+	return errors.Join(err, os.RemoveAll(r.dir))
+}
+
+// Log returns what the server has printed so far, for failure messages.
+func (r *RedisServer) Log() string { return r.log.String() }
+
+// syncBuffer lets the server's output be read while the process writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freePort asks the kernel for a port nobody listens on. Another process
+// could take it before redis-server binds it; on one test machine that is
+// rare enough, and Start then fails loudly rather than talking to a stranger.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,174 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/stratus-registry/stratus/locking"
+)
+
+// tokenKeep is how long a key's token counter outlives its lease. Within it
+// tokens increase even if the server clock steps back; after it the clock
+// floor in acquireScript takes over.
+const tokenKeep = time.Hour
+
+// --- leases ---
+
+// Acquire implements locking.Leases. Expires is computed from the local
+// clock before the request is sent, so the holder believes its lease ends
+// no later than Redis does.
+func (s *Store) Acquire(ctx context.Context, key string, ttl time.Duration) (locking.Lease, error) {
+	if err := errors.Join(locking.CheckKey("lease key", key), locking.CheckTTL(ttl)); err != nil {
+		return locking.Lease{}, err
+	}
+	start := time.Now()
+	holder := rand.Text()
+	tok, err := acquireScript.Run(ctx, s.client,
+		[]string{s.leaseKey(key), s.tokenKey(key)},
+		holder, ms(ttl), ms(ttl+tokenKeep)).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return locking.Lease{}, locking.ErrHeld
+	}
+	if err != nil {
+		return locking.Lease{}, mapErr(ctx, "acquire", err)
+	}
+	return locking.Lease{Key: key, Token: uint64(tok), Holder: holder, Expires: start.Add(ttl)}, nil
+}
+
+// Renew implements locking.Leases.
+func (s *Store) Renew(ctx context.Context, l locking.Lease, ttl time.Duration) (locking.Lease, error) {
+	if err := locking.CheckTTL(ttl); err != nil {
+		return locking.Lease{}, err
+	}
+	start := time.Now()
+	ok, err := renewScript.Run(ctx, s.client, []string{s.leaseKey(l.Key)}, leaseValue(l), ms(ttl)).Bool()
+	if err != nil {
+		return locking.Lease{}, mapErr(ctx, "renew", err)
+	}
+	if !ok {
+		return locking.Lease{}, locking.ErrLost
+	}
+	l.Expires = start.Add(ttl)
+	return l, nil
+}
+
+// Release implements locking.Leases.
+func (s *Store) Release(ctx context.Context, l locking.Lease) error {
+	ok, err := releaseScript.Run(ctx, s.client, []string{s.leaseKey(l.Key)}, leaseValue(l)).Bool()
+	if err != nil {
+		return mapErr(ctx, "release", err)
+	}
+	if !ok {
+		return locking.ErrLost
+	}
+	return nil
+}
+
+// --- pins ---
+
+// Pin implements locking.Pins.
+func (s *Store) Pin(ctx context.Context, digest string) error {
+	if err := locking.CheckKey("digest", digest); err != nil {
+		return err
+	}
+	ok, err := pinScript.Run(ctx, s.client,
+		[]string{s.pinKey(digest), s.deletingKey(digest)}, ms(s.pinTTL)).Bool()
+	if err != nil {
+		return mapErr(ctx, "pin", err)
+	}
+	if !ok {
+		return locking.ErrDeleting
+	}
+	return nil
+}
+
+// Claim implements locking.Pins. notPinnedSince is compared with pins
+// stamped by the Redis clock, so it should derive from Now. A digest that
+// is claimed already is not claimed again (false): its claimer may still
+// be deleting it, and the claim's ttl frees it if that claimer died.
+func (s *Store) Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error) {
+	if err := errors.Join(locking.CheckKey("digest", digest), locking.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	// UnixMicro truncates, moving notPinnedSince earlier: a pin in the
+	// same microsecond still refuses the claim.
+	ok, err := claimScript.Run(ctx, s.client,
+		[]string{s.pinKey(digest), s.deletingKey(digest)},
+		notPinnedSince.UnixMicro(), ms(ttl)).Bool()
+	if err != nil {
+		return false, mapErr(ctx, "claim", err)
+	}
+	return ok, nil
+}
+
+// Unclaim implements locking.Pins.
+func (s *Store) Unclaim(ctx context.Context, digest string) error {
+	if err := locking.CheckKey("digest", digest); err != nil {
+		return err
+	}
+	return mapErr(ctx, "unclaim", s.client.Del(ctx, s.deletingKey(digest)).Err())
+}
+
+// --- sessions ---
+
+// Create implements locking.Sessions.
+func (s *Store) Create(ctx context.Context, id string, rec []byte, ttl time.Duration) error {
+	if err := errors.Join(locking.CheckKey("session id", id), locking.CheckTTL(ttl)); err != nil {
+		return err
+	}
+	ok, err := s.client.SetNX(ctx, s.sessionKey(id), rec, time.Duration(ms(ttl))*time.Millisecond).Result()
+	if err != nil {
+		return mapErr(ctx, "create", err)
+	}
+	if !ok {
+		return locking.ErrExists
+	}
+	return nil
+}
+
+// Get implements locking.Sessions.
+func (s *Store) Get(ctx context.Context, id string) ([]byte, error) {
+	rec, err := s.client.Get(ctx, s.sessionKey(id)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, locking.ErrNotFound
+	}
+	if err != nil {
+		return nil, mapErr(ctx, "get", err)
+	}
+	return rec, nil
+}
+
+// Update implements locking.Sessions: one script checks the lease and
+// writes, so a writer whose lease lapsed between its check and its write
+// cannot overwrite its successor.
+func (s *Store) Update(ctx context.Context, l locking.Lease, id string, rec []byte, ttl time.Duration) error {
+	if err := errors.Join(locking.CheckKey("session id", id), locking.CheckTTL(ttl)); err != nil {
+		return err
+	}
+	if l.Key != locking.SessionLeaseKey(id) {
+		return locking.ErrLost
+	}
+	res, err := updateScript.Run(ctx, s.client,
+		[]string{s.leaseKey(l.Key), s.sessionKey(id)},
+		leaseValue(l), rec, ms(ttl)).Int64()
+	if err != nil {
+		return mapErr(ctx, "update", err)
+	}
+	switch res {
+	case 1:
+		return nil
+	case 0:
+		return locking.ErrNotFound
+	default:
+		return locking.ErrLost
+	}
+}
+
+// Delete implements locking.Sessions.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	return mapErr(ctx, "delete", s.client.Del(ctx, s.sessionKey(id)).Err())
+}

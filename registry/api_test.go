@@ -1,0 +1,486 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratus-registry/stratus/locking/memory"
+	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/inmemory"
+)
+
+type testRegistry struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store storage.Driver
+}
+
+func newTestRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	store := inmemory.New()
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	reg, err := New(context.Background(), Config{LeaseTTL: 2 * time.Second, LeaseWait: 3 * time.Second}, Deps{Storage: store, Locking: locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	return &testRegistry{t: t, srv: srv, store: store}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) code() string {
+	var eb errorBody
+	if json.Unmarshal(r.body, &eb) != nil || len(eb.Errors) == 0 {
+		return ""
+	}
+	return eb.Errors[0].Code
+}
+
+// do sends a request with a raw (unnormalised) path, as a hostile client would.
+func (tr *testRegistry) do(method, path string, body []byte, headers ...string) resp {
+	tr.t.Helper()
+	req, err := http.NewRequest(method, tr.srv.URL+"/", bytes.NewReader(body))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	rawPath, rawQuery, _ := strings.Cut(path, "?")
+	req.URL.Opaque = rawPath
+	req.URL.RawQuery = rawQuery
+	if body == nil {
+		req.Body = http.NoBody
+		req.ContentLength = 0
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := tr.srv.Client().Do(req)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (tr *testRegistry) expect(r resp, status int, code string) {
+	tr.t.Helper()
+	if r.status != status || (code != "" && r.code() != code) {
+		tr.t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, code)
+	}
+}
+
+// keys lists everything in the store, page by page.
+func (tr *testRegistry) keys() []string {
+	tr.t.Helper()
+	var out []string
+	after := ""
+	for {
+		p, err := tr.store.List(context.Background(), "", after, 100)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		for _, o := range p.Objects {
+			out = append(out, o.Key)
+		}
+		if !p.More || len(p.Objects) == 0 {
+			return out
+		}
+		after = p.Objects[len(p.Objects)-1].Key
+	}
+}
+
+func sha(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func (tr *testRegistry) pushBlob(repo string, b []byte) string {
+	tr.t.Helper()
+	d := sha(b)
+	tr.expect(tr.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, b), 201, "")
+	return d
+}
+
+func (tr *testRegistry) imageManifest(repo string, layers ...[]byte) (string, []byte) {
+	tr.t.Helper()
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	cd := tr.pushBlob(repo, cfg)
+	var ls []string
+	for _, l := range layers {
+		ld := tr.pushBlob(repo, l)
+		ls = append(ls, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}`, ld, len(l)))
+	}
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[%s]}`,
+		mtOCIManifest, cd, len(cfg), strings.Join(ls, ",")))
+	return sha(m), m
+}
+
+func TestUploadFlows(t *testing.T) {
+	tr := newTestRegistry(t)
+	blob := randomBytes(100_000)
+	d := sha(blob)
+
+	// Chunked: POST, several PATCHes, PUT with the digest.
+	r := tr.do("POST", "/v2/a/blobs/uploads/", nil)
+	tr.expect(r, 202, "")
+	loc := r.header.Get("Location")
+	if r.header.Get("Range") != "0-0" || r.header.Get("Docker-Upload-UUID") == "" {
+		t.Fatalf("POST headers: %v", r.header)
+	}
+	for off := 0; off < len(blob); off += 30_000 {
+		end := min(off+30_000, len(blob))
+		r = tr.do("PATCH", loc, blob[off:end], "Content-Range", fmt.Sprintf("%d-%d", off, end-1))
+		tr.expect(r, 202, "")
+		if got := r.header.Get("Range"); got != fmt.Sprintf("0-%d", end-1) {
+			t.Fatalf("Range after PATCH = %q", got)
+		}
+	}
+	// An out-of-order chunk is refused with the current range.
+	r = tr.do("PATCH", loc, blob[:10], "Content-Range", "0-9")
+	tr.expect(r, 416, codeBlobUploadInvalid)
+	if r.header.Get("Range") != fmt.Sprintf("0-%d", len(blob)-1) {
+		t.Fatalf("416 Range = %q", r.header.Get("Range"))
+	}
+	r = tr.do("GET", loc, nil)
+	tr.expect(r, 204, "")
+	r = tr.do("PUT", loc+"?digest="+d, nil)
+	tr.expect(r, 201, "")
+	if r.header.Get("Docker-Content-Digest") != d || r.header.Get("Location") != "/v2/a/blobs/"+d {
+		t.Fatalf("PUT headers: %v", r.header)
+	}
+	tr.expect(tr.do("GET", loc, nil), 404, codeBlobUploadUnknown)
+
+	// Reads: whole, HEAD, ranges.
+	r = tr.do("GET", "/v2/a/blobs/"+d, nil)
+	tr.expect(r, 200, "")
+	if !bytes.Equal(r.body, blob) {
+		t.Fatal("blob content differs")
+	}
+	r = tr.do("HEAD", "/v2/a/blobs/"+d, nil)
+	if r.status != 200 || r.header.Get("Content-Length") != "100000" || r.header.Get("Docker-Content-Digest") != d {
+		t.Fatalf("HEAD: %d %v", r.status, r.header)
+	}
+	r = tr.do("GET", "/v2/a/blobs/"+d, nil, "Range", "bytes=10-19")
+	if r.status != 206 || !bytes.Equal(r.body, blob[10:20]) || r.header.Get("Content-Range") != "bytes 10-19/100000" {
+		t.Fatalf("range: %d %v", r.status, r.header)
+	}
+	r = tr.do("GET", "/v2/a/blobs/"+d, nil, "Range", "bytes=200000-")
+	tr.expect(r, 416, codeRangeInvalid)
+	if r.header.Get("Content-Range") != "bytes */100000" {
+		t.Fatalf("416 Content-Range = %q", r.header.Get("Content-Range"))
+	}
+
+	// POST then PUT with the whole body; sha512 announced and not announced.
+	for _, announce := range []bool{true, false} {
+		b := randomBytes(5000)
+		d512 := fmt.Sprintf("sha512:%x", sha512.Sum512(b))
+		path := "/v2/a/blobs/uploads/"
+		if announce {
+			path += "?digest-algorithm=sha512"
+		}
+		r = tr.do("POST", path, nil)
+		tr.expect(r, 202, "")
+		loc := r.header.Get("Location")
+		tr.expect(tr.do("PATCH", loc, b[:100], "Content-Range", "0-99"), 202, "")
+		tr.expect(tr.do("PUT", loc+"?digest="+d512, b[100:], "Content-Range", "100-4999"), 201, "")
+		r = tr.do("GET", "/v2/a/blobs/"+d512, nil)
+		if r.status != 200 || !bytes.Equal(r.body, b) {
+			t.Fatalf("sha512 announce=%v: %d", announce, r.status)
+		}
+	}
+
+	// Empty blob.
+	empty := sha(nil)
+	r = tr.do("POST", "/v2/a/blobs/uploads/", nil)
+	tr.expect(tr.do("PUT", r.header.Get("Location")+"?digest="+empty, nil), 201, "")
+	tr.expect(tr.do("HEAD", "/v2/a/blobs/"+empty, nil), 200, "")
+
+	// Cancel.
+	r = tr.do("POST", "/v2/a/blobs/uploads/", nil)
+	loc = r.header.Get("Location")
+	tr.expect(tr.do("PATCH", loc, []byte("abc")), 202, "")
+	tr.expect(tr.do("DELETE", loc, nil), 204, "")
+	tr.expect(tr.do("GET", loc, nil), 404, codeBlobUploadUnknown)
+	tr.expect(tr.do("PATCH", loc, []byte("abc")), 404, codeBlobUploadUnknown)
+}
+
+func TestMountAndIsolation(t *testing.T) {
+	tr := newTestRegistry(t)
+	blob := randomBytes(1000)
+	d := tr.pushBlob("src", blob)
+	// Another repository cannot read it.
+	tr.expect(tr.do("GET", "/v2/dst/blobs/"+d, nil), 404, codeBlobUnknown)
+	tr.expect(tr.do("HEAD", "/v2/dst/blobs/"+d, nil), 404, "")
+	// Mount without from, or from a repository without it: a new session.
+	tr.expect(tr.do("POST", "/v2/dst/blobs/uploads/?mount="+d, nil), 202, "")
+	tr.expect(tr.do("POST", "/v2/dst/blobs/uploads/?mount="+d+"&from=other", nil), 202, "")
+	tr.expect(tr.do("GET", "/v2/dst/blobs/"+d, nil), 404, codeBlobUnknown)
+	// Mount from the source.
+	r := tr.do("POST", "/v2/dst/blobs/uploads/?mount="+d+"&from=src", nil)
+	tr.expect(r, 201, "")
+	if r.header.Get("Location") != "/v2/dst/blobs/"+d {
+		t.Fatalf("mount Location = %q", r.header.Get("Location"))
+	}
+	tr.expect(tr.do("GET", "/v2/dst/blobs/"+d, nil), 200, "")
+	// Deleting the blob in one repository leaves the other.
+	tr.expect(tr.do("DELETE", "/v2/src/blobs/"+d, nil), 202, "")
+	tr.expect(tr.do("GET", "/v2/src/blobs/"+d, nil), 404, codeBlobUnknown)
+	tr.expect(tr.do("GET", "/v2/dst/blobs/"+d, nil), 200, "")
+	tr.expect(tr.do("DELETE", "/v2/src/blobs/"+d, nil), 404, codeBlobUnknown)
+}
+
+func TestManifestsTagsReferrers(t *testing.T) {
+	tr := newTestRegistry(t)
+	md, m := tr.imageManifest("repo", []byte("layer one"), []byte("layer two"))
+	r := tr.do("PUT", "/v2/repo/manifests/v1", m, "Content-Type", mtOCIManifest)
+	tr.expect(r, 201, "")
+	if r.header.Get("Docker-Content-Digest") != md {
+		t.Fatalf("digest header %q, want %s", r.header.Get("Docker-Content-Digest"), md)
+	}
+	for _, ref := range []string{"v1", md} {
+		r = tr.do("GET", "/v2/repo/manifests/"+ref, nil, "Accept", mtOCIManifest)
+		if r.status != 200 || !bytes.Equal(r.body, m) || r.header.Get("Content-Type") != mtOCIManifest || r.header.Get("Docker-Content-Digest") != md {
+			t.Fatalf("GET %s: %d %v", ref, r.status, r.header)
+		}
+	}
+	// Tags via ?tag= on a push by digest.
+	r = tr.do("PUT", "/v2/repo/manifests/"+md+"?tag=v2&tag=v3", m, "Content-Type", mtOCIManifest)
+	tr.expect(r, 201, "")
+	if got := r.header.Values("OCI-Tag"); !slices.Equal(got, []string{"v2", "v3"}) {
+		t.Fatalf("OCI-Tag = %v", got)
+	}
+	// Paged tag list with Link.
+	r = tr.do("GET", "/v2/repo/tags/list?n=2", nil)
+	tr.expect(r, 200, "")
+	if !strings.Contains(string(r.body), `"tags":["v1","v2"]`) || !strings.Contains(r.header.Get("Link"), "last=v2") {
+		t.Fatalf("tags page 1: %s %v", r.body, r.header)
+	}
+	r = tr.do("GET", "/v2/repo/tags/list?n=2&last=v2", nil)
+	if !strings.Contains(string(r.body), `"tags":["v3"]`) || r.header.Get("Link") != "" {
+		t.Fatalf("tags page 2: %s %v", r.body, r.header)
+	}
+	tr.expect(tr.do("GET", "/v2/nope/tags/list", nil), 404, codeNameUnknown)
+
+	// A referrer whose subject exists, and one whose subject does not yet.
+	cfgEmpty := []byte("{}")
+	ed := tr.pushBlob("repo", cfgEmpty)
+	art := func(subject, at string) (string, []byte) {
+		b := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","artifactType":"%s","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[],"subject":{"mediaType":"%s","digest":"%s","size":1}}`,
+			mtOCIManifest, at, ed, mtOCIManifest, subject))
+		return sha(b), b
+	}
+	sigD, sig := art(md, "application/x.signature")
+	sbomD, sbom := art(md, "application/x.sbom")
+	r = tr.do("PUT", "/v2/repo/manifests/"+sigD, sig, "Content-Type", mtOCIManifest)
+	tr.expect(r, 201, "")
+	if r.header.Get("OCI-Subject") != md {
+		t.Fatalf("OCI-Subject = %q", r.header.Get("OCI-Subject"))
+	}
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/"+sbomD, sbom, "Content-Type", mtOCIManifest), 201, "")
+	orphanD, orphan := art(sha([]byte("not pushed")), "application/x.sbom")
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/"+orphanD, orphan, "Content-Type", mtOCIManifest), 201, "")
+
+	var idx struct {
+		Manifests []descriptor `json:"manifests"`
+	}
+	r = tr.do("GET", "/v2/repo/referrers/"+md, nil)
+	tr.expect(r, 200, "")
+	json.Unmarshal(r.body, &idx)
+	if len(idx.Manifests) != 2 || r.header.Get("Content-Type") != mtOCIIndex {
+		t.Fatalf("referrers: %s", r.body)
+	}
+	r = tr.do("GET", "/v2/repo/referrers/"+md+"?artifactType=application/x.sbom", nil)
+	json.Unmarshal(r.body, &idx)
+	if len(idx.Manifests) != 1 || idx.Manifests[0].Digest != sbomD || r.header.Get("OCI-Filters-Applied") != "artifactType" {
+		t.Fatalf("filtered referrers: %s %v", r.body, r.header)
+	}
+	r = tr.do("GET", "/v2/repo/referrers/"+sha([]byte("nothing")), nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `"manifests":[]`) {
+		t.Fatalf("empty referrers: %d %s", r.status, r.body)
+	}
+
+	// Index referencing the image.
+	ix := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":%d}]}`, mtOCIIndex, mtOCIManifest, md, len(m)))
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/index", ix, "Content-Type", mtOCIIndex), 201, "")
+
+	// Deleting a tag keeps the manifest; deleting by digest removes its
+	// tags and its referrer entry.
+	tr.expect(tr.do("DELETE", "/v2/repo/manifests/v3", nil), 202, "")
+	tr.expect(tr.do("GET", "/v2/repo/manifests/v3", nil), 404, codeManifestUnknown)
+	tr.expect(tr.do("GET", "/v2/repo/manifests/"+md, nil), 200, "")
+	tr.expect(tr.do("DELETE", "/v2/repo/manifests/"+sigD, nil), 202, "")
+	r = tr.do("GET", "/v2/repo/referrers/"+md, nil)
+	json.Unmarshal(r.body, &idx)
+	if len(idx.Manifests) != 1 {
+		t.Fatalf("referrers after delete: %s", r.body)
+	}
+	tr.expect(tr.do("DELETE", "/v2/repo/manifests/"+md, nil), 202, "")
+	tr.expect(tr.do("GET", "/v2/repo/manifests/v1", nil), 404, codeManifestUnknown)
+	tr.expect(tr.do("GET", "/v2/repo/manifests/"+md, nil), 404, codeManifestUnknown)
+	tr.expect(tr.do("DELETE", "/v2/repo/manifests/"+md, nil), 404, codeManifestUnknown)
+}
+
+func TestCatalogPaging(t *testing.T) {
+	tr := newTestRegistry(t)
+	names := []string{"a", "a-b", "a/b", "b", "c/d/e"}
+	for _, n := range names {
+		tr.pushBlob(n, []byte(n))
+	}
+	var got []string
+	path := "/v2/_catalog?n=2"
+	for i := 0; path != "" && i < 10; i++ {
+		r := tr.do("GET", path, nil)
+		tr.expect(r, 200, "")
+		var c struct{ Repositories []string }
+		json.Unmarshal(r.body, &c)
+		got = append(got, c.Repositories...)
+		path = ""
+		if l := r.header.Get("Link"); l != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, names) {
+		t.Fatalf("catalog = %v, want %v", got, names)
+	}
+}
+
+// TestBadInput: every malformed request gets its error code and leaves the
+// store exactly as it was.
+func TestBadInput(t *testing.T) {
+	tr := newTestRegistry(t)
+	good := []byte("good blob")
+	gd := tr.pushBlob("repo", good)
+	md, m := tr.imageManifest("repo", good)
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/v1", m, "Content-Type", mtOCIManifest), 201, "")
+	missingLayer := bytes.Replace(m, []byte(gd), []byte(sha([]byte("never pushed"))), 1)
+	wrongSize := bytes.Replace(m, []byte(fmt.Sprintf(`"size":%d}]`, len(good))), []byte(`"size":1}]`), 1)
+	index := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":1}]}`, mtOCIIndex, mtOCIManifest, sha([]byte("no child"))))
+	huge := append([]byte(`{"schemaVersion":2,"annotations":{"x":"`), bytes.Repeat([]byte("a"), 4<<20)...)
+	huge = append(huge, `"}}`...)
+
+	// A chunked upload in progress, for range errors.
+	r := tr.do("POST", "/v2/repo/blobs/uploads/", nil)
+	loc := r.header.Get("Location")
+	tr.expect(tr.do("PATCH", loc, []byte("0123456789"), "Content-Range", "0-9"), 202, "")
+	before := tr.keys()
+
+	for _, tc := range []struct {
+		name    string
+		method  string
+		path    string
+		body    []byte
+		headers []string
+		status  int
+		code    string
+	}{
+		{"dotdot name", "GET", "/v2/../manifests/v1", nil, nil, 400, codeNameInvalid},
+		{"encoded dotdot", "PUT", "/v2/%2e%2e/repo/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid},
+		{"encoded slash", "POST", "/v2/a%2fb/blobs/uploads/", nil, nil, 400, codeNameInvalid},
+		{"uppercase name", "POST", "/v2/Repo/blobs/uploads/?digest=" + gd, good, nil, 400, codeNameInvalid},
+		{"underscore component", "PUT", "/v2/repo/_tags/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid},
+		{"bad tag", "PUT", "/v2/repo/manifests/-v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
+		{"bad tag param", "PUT", "/v2/repo/manifests/" + md + "?tag=a/b", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
+		{"bad blob digest", "GET", "/v2/repo/blobs/sha256:1234", nil, nil, 400, codeDigestInvalid},
+		{"unknown algorithm", "HEAD", "/v2/repo/blobs/md5:" + strings.Repeat("a", 32), nil, nil, 400, ""},
+		{"bad upload digest", "POST", "/v2/repo/blobs/uploads/?digest=sha256:zz", good, nil, 400, codeDigestInvalid},
+		{"monolithic digest mismatch", "POST", "/v2/repo/blobs/uploads/?digest=" + sha([]byte("other")), good, nil, 400, codeDigestInvalid},
+		{"chunked digest mismatch", "PUT", loc + "?digest=" + sha([]byte("other")), nil, nil, 400, codeDigestInvalid},
+		{"final PUT without digest", "PUT", loc, nil, nil, 400, codeDigestInvalid},
+		{"chunk out of order", "PATCH", loc, []byte("abc"), []string{"Content-Range", "20-22"}, 416, codeBlobUploadInvalid},
+		{"chunk range malformed", "PATCH", loc, []byte("abc"), []string{"Content-Range", "x-y"}, 416, codeBlobUploadInvalid},
+		{"chunk length mismatch", "PATCH", loc, []byte("abc"), []string{"Content-Range", "10-19"}, 400, codeSizeInvalid},
+		{"blob range", "GET", "/v2/repo/blobs/" + gd, nil, []string{"Range", "bytes=100-200"}, 416, codeRangeInvalid},
+		{"unknown upload", "PATCH", "/v2/repo/blobs/uploads/" + strings.Repeat("0", 32), []byte("x"), nil, 404, codeBlobUploadUnknown},
+		{"upload of another repo", "PATCH", strings.Replace(loc, "/repo/", "/other/", 1), []byte("x"), nil, 404, codeBlobUploadUnknown},
+		{"malformed upload id", "GET", "/v2/repo/blobs/uploads/..%2f..", nil, nil, 404, codeBlobUploadUnknown},
+		{"oversize manifest", "PUT", "/v2/repo/manifests/big", huge, []string{"Content-Type", mtOCIManifest}, 413, codeManifestInvalid},
+		{"malformed manifest", "PUT", "/v2/repo/manifests/bad", []byte(`{"schemaVersion":2,`), []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
+		{"inconsistent media type", "PUT", "/v2/repo/manifests/bad", m, []string{"Content-Type", mtOCIIndex}, 400, codeManifestInvalid},
+		{"manifest digest mismatch", "PUT", "/v2/repo/manifests/" + sha([]byte("x")), m, []string{"Content-Type", mtOCIManifest}, 400, codeDigestInvalid},
+		{"missing layer", "PUT", "/v2/repo/manifests/bad", missingLayer, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown},
+		{"layer of another repo", "PUT", "/v2/other/manifests/bad", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown},
+		{"wrong layer size", "PUT", "/v2/repo/manifests/bad", wrongSize, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
+		{"missing child manifest", "PUT", "/v2/repo/manifests/bad", index, []string{"Content-Type", mtOCIIndex}, 400, codeManifestBlobUnknown},
+		{"unknown manifest", "GET", "/v2/repo/manifests/nope", nil, nil, 404, codeManifestUnknown},
+		{"bad n", "GET", "/v2/repo/tags/list?n=-1", nil, nil, 400, ""},
+		{"method", "POST", "/v2/repo/manifests/v1", m, nil, 405, codeUnsupported},
+		{"not the API", "GET", "/v3/", nil, nil, 404, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tr.do(tc.method, tc.path, tc.body, tc.headers...)
+			tr.expect(r, tc.status, tc.code)
+			if after := tr.keys(); !slices.Equal(before, after) {
+				t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+	// The upload survived every bad request at its old offset.
+	r = tr.do("GET", loc, nil)
+	if r.header.Get("Range") != "0-9" {
+		t.Fatalf("upload range after bad requests = %q", r.header.Get("Range"))
+	}
+}
+
+// TestConcurrentWritersOneSession: two PATCHes of the same bytes at the same
+// offset; exactly one is accepted, the other gets a clean 416/409, and the
+// blob is not corrupted.
+func TestConcurrentWritersOneSession(t *testing.T) {
+	tr := newTestRegistry(t)
+	chunk := randomBytes(1 << 20)
+	for round := 0; round < 5; round++ {
+		r := tr.do("POST", "/v2/race/blobs/uploads/", nil)
+		loc := r.header.Get("Location")
+		var wg sync.WaitGroup
+		statuses := make([]int, 4)
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = tr.do("PATCH", loc, chunk, "Content-Range", fmt.Sprintf("0-%d", len(chunk)-1)).status
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, s := range statuses {
+			switch s {
+			case 202:
+				ok++
+			case 416, 409:
+			default:
+				t.Fatalf("unexpected status %d", s)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("statuses %v: want exactly one 202", statuses)
+		}
+		d := sha(chunk)
+		tr.expect(tr.do("PUT", loc+"?digest="+d, nil), 201, "")
+	}
+}

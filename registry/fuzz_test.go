@@ -1,0 +1,127 @@
+package registry
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// The fuzz targets check that parsers of untrusted input never panic and
+// that what they accept satisfies the invariants the storage layout relies on.
+
+func FuzzParseRoute(f *testing.F) {
+	for _, s := range []string{"/v2/", "/v2/a/b/manifests/x", "/v2/a/blobs/uploads/", "/v2/%2e%2e/tags/list", "/v2/a/blobs/blobs/uploads/u"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		rt := parseRoute(path)
+		if rt.kind != routeNone && rt.kind != routeBase && rt.kind != routeCatalog && validName(rt.name) {
+			if !strings.HasPrefix(path, "/v2/"+rt.name+"/") {
+				t.Fatalf("name %q is not the path's prefix in %q", rt.name, path)
+			}
+		}
+	})
+}
+
+func FuzzValidName(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "..", "a/../b", "a__b", "a--b.c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !validName(name) {
+			return
+		}
+		for _, c := range strings.Split(name, "/") {
+			if c == "" || c == "." || c == ".." || c[0] == '_' || c[0] == '.' || c[0] == '-' {
+				t.Fatalf("accepted %q with component %q", name, c)
+			}
+		}
+		if strings.ContainsAny(name, "%\\\x00 ") {
+			t.Fatalf("accepted %q", name)
+		}
+	})
+}
+
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{"latest", "sha256:" + strings.Repeat("a", 64), "sha512:" + strings.Repeat("b", 128), "x:y", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, err := ParseReference(s)
+		if err != nil {
+			return
+		}
+		if ref.String() != s {
+			t.Fatalf("round trip %q -> %q", s, ref.String())
+		}
+		if ref.Tag == "" {
+			if _, err := newHash(ref.Digest.Alg); err != nil {
+				t.Fatalf("accepted digest with algorithm %q", ref.Digest.Alg)
+			}
+			if strings.ContainsAny(ref.Digest.Hex, "/.") {
+				t.Fatalf("digest hex %q unsafe in keys", ref.Digest.Hex)
+			}
+		} else if strings.ContainsAny(ref.Tag, "/:") {
+			t.Fatalf("tag %q unsafe in keys", ref.Tag)
+		}
+	})
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"0-0", "10-20", "bytes 1-2/*", "5-1", "-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, end, err := parseContentRange(s)
+		if err == nil && (start < 0 || end < start) {
+			t.Fatalf("%q -> %d-%d", s, start, end)
+		}
+	})
+}
+
+func FuzzParseRange(f *testing.F) {
+	f.Add("bytes=0-10", int64(100))
+	f.Add("bytes=-5", int64(3))
+	f.Add("bytes=50-", int64(10))
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 {
+			return
+		}
+		r, ok, err := parseRange(h, size)
+		if err != nil {
+			if !errors.Is(err, errRangeUnsatisfiable) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if ok && (r.start < 0 || r.length <= 0 || r.start+r.length > size) {
+			t.Fatalf("%q on %d -> %+v", h, size, r)
+		}
+	})
+}
+
+func FuzzParseManifest(f *testing.F) {
+	cfg := `{"mediaType":"a/b","digest":"sha256:` + strings.Repeat("1", 64) + `","size":2}`
+	f.Add(mtOCIManifest, `{"schemaVersion":2,"config":`+cfg+`,"layers":[`+cfg+`]}`)
+	f.Add(mtOCIIndex, `{"schemaVersion":2,"manifests":[`+cfg+`]}`)
+	f.Add("", `{"schemaVersion":2,"mediaType":"`+mtDockerList+`","manifests":[]}`)
+	f.Add(mtOCIManifest, `{"schemaVersion":2,"config":`+cfg+`,"subject":`+cfg+`}`)
+	f.Fuzz(func(t *testing.T, ct, body string) {
+		pm, err := parseManifest(ct, []byte(body))
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.Code != codeManifestInvalid {
+				t.Fatalf("error %v is not MANIFEST_INVALID", err)
+			}
+			return
+		}
+		if _, known := manifestKinds[pm.MediaType]; !known {
+			t.Fatalf("accepted media type %q", pm.MediaType)
+		}
+		for _, r := range pm.Refs {
+			if r.Size < 0 || r.Digest.IsZero() {
+				t.Fatalf("bad ref %+v", r)
+			}
+		}
+	})
+}
