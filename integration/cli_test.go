@@ -76,7 +76,7 @@ func TestCLIClients(t *testing.T) {
 		if err != nil || string(got) != "artifact payload\n" {
 			t.Fatalf("oras pull: %q %v", got, err)
 		}
-		orasIn("cp", host+"/oras/art:v1", host+"/oras/copy:v1", "--to-plain-http", "--from-plain-http")
+		runIn(t, work, "oras", "cp", host+"/oras/art:v1", host+"/oras/copy:v1", "--to-plain-http", "--from-plain-http")
 		if tags := orasIn("repo", "tags", host+"/oras/copy"); !strings.Contains(tags, "v1") {
 			t.Fatalf("oras repo tags: %q", tags)
 		}
