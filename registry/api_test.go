@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/inmemory"
@@ -30,16 +31,22 @@ type testRegistry struct {
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	store := inmemory.New()
 	locks := memory.New()
 	t.Cleanup(func() { locks.Close() })
-	reg, err := New(context.Background(), Config{LeaseTTL: 2 * time.Second, LeaseWait: 3 * time.Second}, Deps{Storage: store, Locking: locks})
+	tr, _ := newTestRegistryWith(t, Config{LeaseTTL: 2 * time.Second, LeaseWait: 3 * time.Second}, locks)
+	return tr
+}
+
+func newTestRegistryWith(t *testing.T, cfg Config, locks locking.Store) (*testRegistry, *Registry) {
+	t.Helper()
+	store := inmemory.New()
+	reg, err := New(context.Background(), cfg, Deps{Storage: store, Locking: locks})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
-	return &testRegistry{t: t, srv: srv, store: store}
+	return &testRegistry{t: t, srv: srv, store: store}, reg
 }
 
 type resp struct {

@@ -68,6 +68,10 @@ func (g *Registry) servable(ctx context.Context, name string, d Digest) (blobRec
 // required=true and fail with 503.
 func (g *Registry) pin(ctx context.Context, d Digest, required bool) error {
 	err := g.locks.Pin(ctx, d.String())
+	g.hookPin(d.String(), err)
+	if errors.Is(err, locking.ErrDeleting) {
+		g.stats.pinsRefused.Add(1)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -76,6 +80,19 @@ func (g *Registry) pin(ctx context.Context, d Digest, required bool) error {
 	case !required && !errors.Is(err, context.Canceled):
 		g.logger.Warn("pin failed; serving the read anyway", "digest", d.String(), "err", err)
 		return nil
+	}
+	return err
+}
+
+// pinKey pins a storage key (a data object) rather than a digest; GC claims
+// orphaned data objects under the same protocol. It is always required.
+func (g *Registry) pinKey(ctx context.Context, key string) error {
+	err := g.locks.Pin(ctx, key)
+	g.hookPin(key, err)
+	if errors.Is(err, locking.ErrDeleting) {
+		g.stats.pinsRefused.Add(1)
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "upload data is being garbage-collected; restart the upload").
+			withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	return err
 }

@@ -26,6 +26,28 @@ type Config struct {
 	PinTimeout time.Duration `yaml:"pin_timeout"`
 	// MaxReferrers bounds the referrers listed for one subject.
 	MaxReferrers int `yaml:"max_referrers"`
+	// GC configures online garbage collection.
+	GC GCConfig `yaml:"gc"`
+}
+
+// GCConfig is the `registry.gc:` section.
+type GCConfig struct {
+	// Interval between background passes in `stratus serve`; 0 turns the
+	// background loop off (`stratus gc run` still works). Each wait is
+	// jittered by up to 10% so replicas do not contend in lockstep.
+	Interval time.Duration `yaml:"interval"`
+	// Grace protects recent content: nothing written or pinned within it
+	// is deleted. It must exceed pin_timeout.
+	Grace time.Duration `yaml:"grace"`
+	// Untagged is the policy for manifests no tag reaches: "keep", or
+	// "delete" once they are older than UntaggedAge.
+	Untagged    string        `yaml:"untagged"`
+	UntaggedAge time.Duration `yaml:"untagged_age"`
+	// KeepReferrers keeps the referrers (signatures, SBOMs) of live
+	// manifests alive; when false they follow the untagged policy.
+	KeepReferrers *bool `yaml:"keep_referrers"`
+	// Concurrency bounds parallel reads, claims and deletes.
+	Concurrency int `yaml:"concurrency"`
 }
 
 const minManifestLimit = 4 << 20
@@ -50,6 +72,26 @@ func (c *Config) SetDefaults() {
 	if c.MaxReferrers == 0 {
 		c.MaxReferrers = 10000
 	}
+	c.GC.setDefaults()
+}
+
+func (c *GCConfig) setDefaults() {
+	if c.Grace == 0 {
+		c.Grace = time.Hour
+	}
+	if c.Untagged == "" {
+		c.Untagged = "keep"
+	}
+	if c.UntaggedAge == 0 {
+		c.UntaggedAge = 7 * 24 * time.Hour
+	}
+	if c.KeepReferrers == nil {
+		keep := true
+		c.KeepReferrers = &keep
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
 }
 
 // Validate reports every invalid field with its key path.
@@ -72,6 +114,23 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxReferrers < 1 {
 		errs = append(errs, errors.New("registry.max_referrers: must be at least 1"))
+	}
+	if c.GC.Interval < 0 {
+		errs = append(errs, errors.New("registry.gc.interval: must not be negative (0 turns the background loop off)"))
+	}
+	if c.GC.Grace <= c.PinTimeout {
+		errs = append(errs, fmt.Errorf("registry.gc.grace: %s must exceed registry.pin_timeout (%s), or a manifest PUT could check a blob GC is deleting", c.GC.Grace, c.PinTimeout))
+	}
+	switch c.GC.Untagged {
+	case "keep", "delete":
+	default:
+		errs = append(errs, fmt.Errorf("registry.gc.untagged: %q is not keep or delete", c.GC.Untagged))
+	}
+	if c.GC.Untagged == "delete" && c.GC.UntaggedAge < c.GC.Grace {
+		errs = append(errs, fmt.Errorf("registry.gc.untagged_age: %s is shorter than the grace period %s", c.GC.UntaggedAge, c.GC.Grace))
+	}
+	if c.GC.Concurrency < 1 || c.GC.Concurrency > 256 {
+		errs = append(errs, fmt.Errorf("registry.gc.concurrency: %d is outside 1..256", c.GC.Concurrency))
 	}
 	return errors.Join(errs...)
 }

@@ -142,6 +142,11 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		return newError(http.StatusBadRequest, codeDigestInvalid, "manifest body has digest %s, not %s", d, ref.Digest).
 			withDetail(map[string]string{"digest": ref.Digest.String()})
 	}
+	// Pin the manifest itself: re-pushing (or tagging) a manifest that GC
+	// is about to delete as untagged must either stop GC or fail here.
+	if err := g.pinForCommit(ctx, d); err != nil {
+		return err
+	}
 	if err := g.checkReferences(ctx, rt.name, pm); err != nil {
 		return err
 	}

@@ -29,6 +29,29 @@ type Registry struct {
 	store  storage.Driver
 	locks  locking.Store
 	logger *slog.Logger
+	// hooks let tests force interleavings between requests and GC; nil
+	// outside tests.
+	hooks *hooks
+	stats stats
+}
+
+// hooks are called at the points of the pin/claim protocol where races
+// matter.
+type hooks struct {
+	afterPin   func(key string, err error)
+	afterClaim func(key string, claimed bool)
+}
+
+func (g *Registry) hookPin(key string, err error) {
+	if g.hooks != nil && g.hooks.afterPin != nil {
+		g.hooks.afterPin(key, err)
+	}
+}
+
+func (g *Registry) hookClaim(key string, claimed bool) {
+	if g.hooks != nil && g.hooks.afterClaim != nil {
+		g.hooks.afterClaim(key, claimed)
+	}
 }
 
 // New checks the configuration and returns the handler.

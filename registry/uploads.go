@@ -208,13 +208,13 @@ func errDigestMismatch(want, got Digest) *apiError {
 // The pin comes first so a concurrent GC cannot claim d between our record
 // check and the link.
 func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key string, size int64) error {
-	if err := g.pin(ctx, d, true); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
-			// GC is removing an older copy of this digest right now.
-			return newError(http.StatusServiceUnavailable, codeUnavailable, "blob %s is being garbage-collected; retry shortly", d).
-				withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
-		}
+	if err := g.pinForCommit(ctx, d); err != nil {
+		return err
+	}
+	// The data key is pinned too: GC's orphan sweep claims data keys, and
+	// this pin either lands before its claim (it then keeps the object) or
+	// fails, in which case nothing is acknowledged.
+	if err := g.pinKey(ctx, key); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(blobRecord{Data: key, Size: size})
@@ -230,6 +230,18 @@ func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key st
 		return err
 	}
 	return g.link(ctx, name, d)
+}
+
+// pinForCommit pins d for a write; while GC is removing an older copy of d
+// the write is refused with a retryable 503.
+func (g *Registry) pinForCommit(ctx context.Context, d Digest) error {
+	err := g.pin(ctx, d, true)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "blob %s is being garbage-collected; retry shortly", d).
+			withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	return err
 }
 
 func (g *Registry) deleteQuietly(ctx context.Context, key string) {
@@ -497,6 +509,14 @@ func (wr *writer) finish(ctx context.Context, d Digest) error {
 	}
 	mp, err := wr.multipart(ctx)
 	if err != nil {
+		return err
+	}
+	// Pin before Commit: if GC is deleting this digest or data key, the
+	// upload stays resumable and the client retries the PUT.
+	if err := g.pinForCommit(ctx, d); err != nil {
+		return err
+	}
+	if err := g.pinKey(ctx, dataKey(wr.id)); err != nil {
 		return err
 	}
 	info, err := mp.Commit(ctx)

@@ -211,3 +211,14 @@ func ReadAll(ctx context.Context, d Driver, key string, max int64) ([]byte, erro
 	}
 	return b, nil
 }
+
+// MultipartReaper is an optional capability of drivers whose abandoned
+// multipart writes leave state behind (a data file, an S3 multipart upload
+// and its tail objects). Garbage collection calls it for writes whose upload
+// session expired: a write that saw no Append since cutoff can no longer be
+// resumed by anyone, because sessions expire sooner.
+type MultipartReaper interface {
+	// AbortStale aborts every multipart write with no activity since
+	// cutoff and returns how many it aborted (or, with dryRun, would abort).
+	AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
+}

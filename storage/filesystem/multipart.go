@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -172,4 +173,34 @@ func (m *multipart) Abort(ctx context.Context) error {
 		return opErr("abort", m.h.Key, err)
 	}
 	return nil
+}
+
+var _ storage.MultipartReaper = (*Driver)(nil)
+
+// AbortStale implements storage.MultipartReaper: every Append writes the
+// data file, so its modification time is the write's last activity.
+func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	dir := filepath.Join(d.root, uploadsDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, opErr("abort-stale", uploadsDir, translate(err))
+	}
+	n := 0
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) || !validID(e.Name()) {
+			continue
+		}
+		n++
+		if dryRun {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, opErr("abort-stale", uploadsDir+"/"+e.Name(), err)
+		}
+	}
+	return n, nil
 }

@@ -47,6 +47,8 @@ type object struct {
 type upload struct {
 	key   string
 	parts [][]byte
+	// touched is the time of the last Append, for AbortStale.
+	touched time.Time
 }
 
 // size is the number of bytes in the parts.
@@ -268,7 +270,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 	}
 	id := rand.Text()
 	d.s.mu.Lock()
-	d.s.uploads[id] = &upload{key: key}
+	d.s.uploads[id] = &upload{key: key, touched: time.Now()}
 	d.s.mu.Unlock()
 	return &multipart{s: d.s, h: handle{ID: id, Key: key}}, nil
 }
@@ -328,6 +330,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	if buf.Len() > 0 {
 		u.parts = append(u.parts, buf.Bytes())
 	}
+	u.touched = time.Now()
 	m.h.Size += int64(buf.Len())
 	return int64(buf.Len()), nil
 }
@@ -375,4 +378,25 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+var _ storage.MultipartReaper = (*Driver)(nil)
+
+// AbortStale implements storage.MultipartReaper.
+func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	d.s.mu.Lock()
+	defer d.s.mu.Unlock()
+	n := 0
+	for id, u := range d.s.uploads {
+		if u.touched.Before(cutoff) {
+			n++
+			if !dryRun {
+				delete(d.s.uploads, id)
+			}
+		}
+	}
+	return n, nil
 }
