@@ -43,7 +43,7 @@ const (
 	// gcBatch is how many objects one DeleteBatch removes.
 	gcBatch = 500
 	// gcReportKey holds the report of the last pass, for `stratus gc status`.
-	gcReportKey = "_stratus/gc/last-run.json"
+	gcReportKey = "gc/last-run.json"
 	// maxDecisions bounds the decisions a report lists.
 	maxDecisions = 10000
 )

@@ -96,6 +96,38 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 				},
 			},
 			{
+				Name:  "gc",
+				Usage: "garbage collection",
+				Subcommands: []*cli.Command{
+					{
+						Name:  "run",
+						Usage: "run one garbage-collection pass against the configured storage and redis",
+						Flags: append(configFlags(),
+							&cli.BoolFlag{Name: "dry-run", Usage: "delete nothing; list what would be deleted and why"},
+							&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
+						Action: func(c *cli.Context) error {
+							cfg, err := loadConfig(c.String("config"), env, overrides(c))
+							if err != nil {
+								return fmt.Errorf("invalid configuration:\n%w", err)
+							}
+							return gcRun(c.Context, cfg, c.Bool("dry-run"), c.Bool("json"), stdout, stderr)
+						},
+					},
+					{
+						Name:  "status",
+						Usage: "show the report of the last garbage-collection pass",
+						Flags: append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
+						Action: func(c *cli.Context) error {
+							cfg, err := loadConfig(c.String("config"), env, overrides(c))
+							if err != nil {
+								return fmt.Errorf("invalid configuration:\n%w", err)
+							}
+							return gcStatus(c.Context, cfg, c.Bool("json"), stdout, stderr)
+						},
+					},
+				},
+			},
+			{
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {

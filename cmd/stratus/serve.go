@@ -52,25 +52,72 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 	return lockredis.New(ctx, cfg.Redis, logger.With("component", "redis"))
 }
 
+// openRegistry opens the storage driver and lock store the configuration
+// names and builds the registry on them; closeAll releases both.
+func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
+	driver, err := openStorage(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	store, err := openLocking(ctx, cfg, logger)
+	if err != nil {
+		driver.Close()
+		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	closeAll := func() {
+		store.Close()
+		driver.Close()
+	}
+	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger})
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
+	return reg, driver, store, closeAll, nil
+}
+
+// writeMetrics renders the counters in the Prometheus text format.
+func writeMetrics(w http.ResponseWriter, m registry.Metrics) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, c := range []struct {
+		name, kind, help string
+		value            float64
+	}{
+		{"stratus_pins_refused_total", "counter", "Pins refused because GC was deleting the digest.", float64(m.PinsRefused)},
+		{"stratus_gc_claims_refused_total", "counter", "GC claims refused because a request had pinned the object.", float64(m.ClaimsRefused)},
+		{"stratus_gc_runs_total", "counter", "GC passes run by this replica.", float64(m.GCRuns)},
+		{"stratus_gc_failures_total", "counter", "GC passes that ended with an error.", float64(m.GCFailures)},
+		{"stratus_gc_objects_deleted_total", "counter", "Objects deleted by GC.", float64(m.GCObjectsDelete)},
+		{"stratus_gc_bytes_reclaimed_total", "counter", "Blob bytes reclaimed by GC.", float64(m.GCBytesReclaim)},
+		{"stratus_gc_last_duration_seconds", "gauge", "Duration of the last GC pass.", m.GCLastDuration.Seconds()},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", c.name, c.help, c.name, c.kind, c.name, c.value)
+	}
+}
+
 // serve runs the registry until ctx is cancelled (SIGINT/SIGTERM), then
 // drains in-flight requests for at most http.shutdown_timeout.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	logger := newLogger(cfg.Log, logOut)
-	driver, err := openStorage(ctx, cfg, logger)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	defer driver.Close()
-	store, err := openLocking(ctx, cfg, logger)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer store.Close()
-
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger})
+	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	defer closeAll()
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		reg.RunGCLoop(gcCtx)
+	}()
+	defer func() {
+		stopGC()
+		<-gcDone
+	}()
+	if cfg.Registry.GC.Interval > 0 {
+		logger.Info("background garbage collection on", "interval", cfg.Registry.GC.Interval, "grace", cfg.Registry.GC.Grace)
+	}
+
 	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	ready := readiness(driver, store, logger)
 	// No http.ServeMux in front of the registry: it would clean paths and
@@ -82,6 +129,8 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 			health(w, r)
 		case "/readyz":
 			ready.ServeHTTP(w, r)
+		case "/metrics":
+			writeMetrics(w, reg.Metrics())
 		default:
 			reg.ServeHTTP(w, r)
 		}
@@ -137,7 +186,7 @@ func readiness(d storage.Driver, s locking.Store, logger *slog.Logger) http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if _, err := d.Stat(ctx, "_stratus/readiness-probe"); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if _, err := d.Stat(ctx, "health/readiness-probe"); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			logger.Warn("not ready", "err", err)
 			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
 			return

@@ -1,0 +1,114 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/stratus-registry/stratus/storage"
+)
+
+// driverName is Name() and the Driver field of every *storage.OpError.
+const driverName = "s3"
+
+// errUploadGone is what a multipart handle whose upload S3 no longer has
+// turns into: expired for the resume logic, not found for callers that only
+// check that.
+var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
+
+// throttleCodes are the error codes with which S3 (and the compatible
+// servers) ask a client to slow down.
+var throttleCodes = map[string]bool{
+	"SlowDown":               true,
+	"Throttling":             true,
+	"ThrottlingException":    true,
+	"RequestLimitExceeded":   true,
+	"TooManyRequests":        true,
+	"RequestThrottled":       true,
+	"BandwidthLimitExceeded": true,
+}
+
+// transientCodes fail now but may succeed when repeated.
+var transientCodes = map[string]bool{
+	"InternalError":              true,
+	"ServiceUnavailable":         true,
+	"RequestTimeout":             true,
+	"ConditionalRequestConflict": true, // a concurrent conditional write; retry to learn who won
+	"XMinioServerNotInitialized": true,
+}
+
+// opError wraps an SDK error for op on key; nil stays nil.
+func opError(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &storage.OpError{Op: op, Driver: driverName, Key: key, Err: classify(err)}
+}
+
+// classify translates an SDK error into the storage sentinels and marks
+// transient failures. It is the only place that looks at S3 error codes.
+func classify(err error) error {
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up; that says nothing about the store. (Not
+		// DeadlineExceeded: net/http's own timeouts match it too.)
+		return err
+	}
+	code := ""
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	status := 0
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) && respErr.Response != nil {
+		status = respErr.HTTPStatusCode()
+	}
+
+	switch {
+	case code == "NoSuchUpload":
+		return fmt.Errorf("%w: %w", errUploadGone, err)
+	case code == "NoSuchBucket":
+		// A configuration problem, not a missing object.
+		return err
+	case code == "NoSuchKey" || code == "NotFound" || status == 404:
+		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+	case code == "PreconditionFailed" || status == 412:
+		// Only create-only writes send a precondition.
+		return fmt.Errorf("%w: %w", storage.ErrExists, err)
+	case code == "InvalidRange" || status == 416:
+		return fmt.Errorf("%w: %w", storage.ErrInvalidRange, err)
+	case throttleCodes[code] || status == 429:
+		return &storage.TransientError{Throttled: true, Err: err}
+	case transientCodes[code] || status >= 500:
+		return &storage.TransientError{Err: err}
+	case status != 0:
+		// Any other answer from the store is definite (403, 400, ...).
+		return err
+	}
+	if isNetworkError(err) {
+		return &storage.TransientError{Err: err}
+	}
+	return err
+}
+
+// isNetworkError reports failures to reach the store or to get a whole
+// answer from it: refused or reset connections, timeouts, truncated bodies.
+func isNetworkError(err error) bool {
+	var sendErr *smithyhttp.RequestSendError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &sendErr), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &timeout) && timeout.Timeout()
+}

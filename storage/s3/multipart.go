@@ -1,0 +1,528 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stratus-registry/stratus/storage"
+)
+
+// A resumable write is an S3 multipart upload plus a "tail": S3 wants
+// every part but the last to be at least 5 MiB, while clients append in
+// chunks of any size (1 MiB PATCHes are common). Each Append reads the
+// tail (always smaller than one part) into the part buffer, fills the
+// buffer from the stream, uploads every full buffer as a part, and writes
+// what is left as a new tail object under a fresh key. So:
+//   - memory is one part buffer, whatever the object size;
+//   - uploaded parts are never rewritten; tail bytes are rewritten once per
+//     Append until a part fills, which for chunks of c bytes costs about
+//     part_size/(2c) extra writes per byte (3.5x for 1 MiB chunks and 8 MiB
+//     parts), bounded and linear in the object size;
+//   - a failed Append leaves the saved handle intact: its tail object is
+//     untouched (new tails get new keys) and parts past the handle's list
+//     are overwritten by the next Append or ignored by Complete.
+// Commit copies the tail into the last part on the server
+// (UploadPartCopy), so committing moves no object data through us.
+
+// handleVersion changes when the handle format does.
+const handleVersion = 1
+
+// handleState is everything needed to continue a write; it is the handle.
+type handleState struct {
+	V        int          `json:"v"`
+	Driver   string       `json:"driver"`
+	Bucket   string       `json:"bucket"`
+	Root     string       `json:"root"`
+	Key      string       `json:"key"`
+	ID       string       `json:"id"` // names this write's tail objects
+	UploadID string       `json:"upload_id"`
+	Parts    []partRecord `json:"parts"`
+	// Seq counts successful non-empty Appends; the tail of the state is
+	// object tail-<Seq> when TailSize > 0.
+	Seq      int64 `json:"seq"`
+	TailSize int64 `json:"tail_size"`
+	Size     int64 `json:"size"`
+}
+
+type partRecord struct {
+	N    int32  `json:"n"`
+	ETag string `json:"etag"`
+	Size int64  `json:"size"`
+}
+
+// errWriterDone is returned by a writer after Commit, Abort or a failed
+// Append: it must be discarded (and resumed from a saved handle).
+var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
+
+type multipart struct {
+	d   *Driver
+	st  handleState
+	err error
+}
+
+// NewMultipart implements storage.Driver. The S3 upload is created now,
+// so that Abort and an expired upload are visible to every later resume.
+func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipart, error) {
+	if err := d.checkKey("multipart", key); err != nil {
+		return nil, err
+	}
+	sse, kms := d.sse()
+	out, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               &d.cfg.Bucket,
+		Key:                  aws.String(d.objectKey(key)),
+		ServerSideEncryption: sse,
+		SSEKMSKeyId:          kms,
+		StorageClass:         types.StorageClass(d.cfg.StorageClass),
+	})
+	if err != nil {
+		return nil, opError("multipart", key, err)
+	}
+	return &multipart{d: d, st: handleState{
+		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root,
+		Key: key, ID: randomID(), UploadID: aws.ToString(out.UploadId),
+	}}, nil
+}
+
+// ResumeMultipart implements storage.Driver. It checks that S3 still has
+// the upload, so an aborted or expired write fails here rather than after
+// more data was sent.
+func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
+	var st handleState
+	if err := json.Unmarshal(handle, &st); err != nil {
+		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
+	}
+	if err := d.checkHandle(&st); err != nil {
+		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	}
+	_, err := d.client.ListParts(ctx, &s3.ListPartsInput{
+		Bucket: &d.cfg.Bucket, Key: aws.String(d.objectKey(st.Key)), UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1),
+	})
+	if err != nil {
+		return nil, opError("resume", st.Key, err)
+	}
+	return &multipart{d: d, st: st}, nil
+}
+
+// checkHandle rejects handles of other drivers, buckets or formats, and
+// inconsistent ones.
+func (d *Driver) checkHandle(st *handleState) error {
+	switch {
+	case st.V != handleVersion || st.Driver != driverName:
+		return errors.New("not an s3 handle of this version")
+	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
+		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
+	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
+		return fmt.Errorf("invalid key %q", st.Key)
+	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
+		return errors.New("invalid write id")
+	case st.UploadID == "":
+		return errors.New("no upload id")
+	case st.Seq < 0 || st.TailSize < 0 || st.TailSize >= MaxPartSize || (st.TailSize > 0 && st.Seq == 0):
+		return errors.New("invalid tail")
+	case len(st.Parts) > MaxParts:
+		return errors.New("too many parts")
+	}
+	total := st.TailSize
+	for i, p := range st.Parts {
+		if p.N != int32(i+1) || p.ETag == "" || p.Size < MinPartSize || p.Size > MaxPartSize {
+			return fmt.Errorf("invalid part %d", i+1)
+		}
+		total += p.Size
+	}
+	if total != st.Size {
+		return errors.New("size does not match parts and tail")
+	}
+	return nil
+}
+
+func (m *multipart) Size() int64 { return m.st.Size }
+
+func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
+
+func (m *multipart) tailKey(seq int64) string {
+	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, internalDir, m.st.ID, seq)
+}
+
+func (m *multipart) tailPrefix() string {
+	return m.d.root + internalDir + "uploads/" + m.st.ID + "/"
+}
+
+func (m *multipart) fail(op string, err error) error {
+	m.err = errWriterDone
+	return opError(op, m.st.Key, err)
+}
+
+// Append implements storage.Multipart.
+func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
+	if m.err != nil {
+		return 0, &storage.OpError{Op: "append", Driver: driverName, Key: m.st.Key, Err: m.err}
+	}
+	st := m.st
+	st.Parts = slices.Clip(st.Parts) // appends must not touch m.st's array
+
+	bp := m.d.getBuf()
+	defer m.d.putBuf(bp)
+	buf := *bp
+	if st.TailSize >= int64(len(buf)) {
+		// Written by an instance with a larger part_size: the tail does not
+		// fit our buffer, but it is big enough to be a part by itself.
+		if err := m.tailToPart(ctx, &st); err != nil {
+			return 0, m.fail("append", err)
+		}
+	}
+
+	// Read before fetching the tail: an empty Append costs no request.
+	n, rerr := io.ReadFull(r, buf[st.TailSize:])
+	took := int64(n)
+	if n == 0 && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
+		return 0, nil
+	}
+	if st.TailSize > 0 && (rerr == nil || rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
+		if err := m.readTail(ctx, st, buf[:st.TailSize]); err != nil {
+			return took, m.fail("append", err)
+		}
+	}
+	filled := int(st.TailSize) + n
+	for rerr == nil { // the buffer is full: it is a part
+		if len(st.Parts) >= MaxParts {
+			return took, m.fail("append", fmt.Errorf("object exceeds %d parts of %s", MaxParts, m.d.cfg.PartSize))
+		}
+		num := int32(len(st.Parts) + 1)
+		etag, err := m.d.uploadPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, buf[:filled])
+		if err != nil {
+			return took, m.fail("append", err)
+		}
+		st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: int64(filled)})
+		n, rerr = io.ReadFull(r, buf)
+		took += int64(n)
+		filled = n
+	}
+	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+		// The caller's stream broke (a client went away); not the store.
+		m.err = errWriterDone
+		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
+	}
+
+	st.Seq++
+	if filled > 0 {
+		sse, kms := m.d.sse()
+		_, err := m.d.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq)),
+			Body: bytes.NewReader(buf[:filled]), ContentLength: aws.Int64(int64(filled)),
+			ServerSideEncryption: sse, SSEKMSKeyId: kms,
+		})
+		if err != nil {
+			return took, m.fail("append", err)
+		}
+	}
+	st.TailSize = int64(filled)
+	st.Size += took
+	m.st = st
+
+	// The tail before the one we started from is in no handle the caller
+	// can still hold (it saves one after each Append); ours is kept in case
+	// saving the new handle fails. Leftovers go at Commit or Abort.
+	if st.Seq > 2 {
+		if err := m.d.deleteObject(ctx, "append", st.Key, m.tailKey(st.Seq-2)); err != nil {
+			m.d.logger.Debug("deleting an old multipart tail", "key", st.Key, "error", err)
+		}
+	}
+	return took, nil
+}
+
+// tailToPart turns the tail into the next part, on the server.
+func (m *multipart) tailToPart(ctx context.Context, st *handleState) error {
+	if len(st.Parts) >= MaxParts {
+		return fmt.Errorf("object exceeds %d parts", MaxParts)
+	}
+	num := int32(len(st.Parts) + 1)
+	etag, err := m.d.copyPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, m.tailKey(st.Seq))
+	if err != nil {
+		return err
+	}
+	st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: st.TailSize})
+	st.TailSize = 0
+	return nil
+}
+
+// copyPart makes object source part num of an upload, without moving the
+// bytes through us. A missing source means the write's tail is gone.
+func (d *Driver) copyPart(ctx context.Context, objectKey, uploadID string, num int32, source string) (string, error) {
+	out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(uploadID),
+		PartNumber: aws.Int32(num), CopySource: aws.String(copySource(d.cfg.Bucket, source)),
+	})
+	if err != nil {
+		if c := classify(err); errors.Is(c, storage.ErrNotFound) && !errors.Is(c, storage.ErrHandleExpired) {
+			err = fmt.Errorf("%w: tail object missing: %w", errUploadGone, err)
+		}
+		return "", err
+	}
+	if out.CopyPartResult == nil || out.CopyPartResult.ETag == nil {
+		return "", errors.New("UploadPartCopy answered without an ETag")
+	}
+	return aws.ToString(out.CopyPartResult.ETag), nil
+}
+
+// readTail loads the state's tail object into p (len(p) == TailSize).
+func (m *multipart) readTail(ctx context.Context, st handleState, p []byte) error {
+	out, err := m.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq))})
+	if err != nil {
+		if errors.Is(classify(err), storage.ErrNotFound) {
+			return fmt.Errorf("%w: tail object missing", errUploadGone)
+		}
+		return err
+	}
+	defer out.Body.Close()
+	if aws.ToInt64(out.ContentLength) != int64(len(p)) {
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, aws.ToInt64(out.ContentLength), len(p))
+	}
+	if _, err := io.ReadFull(out.Body, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// uploadPart sends one part and returns its ETag.
+func (d *Driver) uploadPart(ctx context.Context, objectKey, uploadID string, num int32, data []byte) (string, error) {
+	out, err := d.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(uploadID),
+		PartNumber: aws.Int32(num), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// Commit implements storage.Multipart. A failed Commit may be retried.
+func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
+	if m.err != nil {
+		return storage.Info{}, &storage.OpError{Op: "commit", Driver: driverName, Key: m.st.Key, Err: m.err}
+	}
+	st := m.st
+	d := m.d
+	objectKey := d.objectKey(st.Key)
+	parts := make([]types.CompletedPart, 0, len(st.Parts)+1)
+	for _, p := range st.Parts {
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(p.N), ETag: aws.String(p.ETag)})
+	}
+	if st.TailSize > 0 {
+		if len(parts) >= MaxParts {
+			return storage.Info{}, &storage.OpError{Op: "commit", Driver: driverName, Key: st.Key, Err: fmt.Errorf("object exceeds %d parts", MaxParts)}
+		}
+		num := int32(len(parts) + 1)
+		etag, err := d.copyPart(ctx, objectKey, st.UploadID, num, m.tailKey(st.Seq))
+		if err != nil {
+			return storage.Info{}, opError("commit", st.Key, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
+	}
+
+	var info storage.Info
+	if len(parts) == 0 {
+		// An empty object: S3 will not complete an upload without parts.
+		// Check the upload is still ours before writing anything.
+		_, err := d.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1),
+		})
+		if err != nil {
+			return storage.Info{}, opError("commit", st.Key, err)
+		}
+		sse, kms := d.sse()
+		out, err := d.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0),
+			ServerSideEncryption: sse, SSEKMSKeyId: kms, StorageClass: types.StorageClass(d.cfg.StorageClass),
+		})
+		if err != nil {
+			return storage.Info{}, opError("commit", st.Key, err)
+		}
+		info = storage.Info{Key: st.Key, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}
+		if err := m.abortUpload(ctx); err != nil {
+			d.logger.Warn("aborting the multipart upload of an empty object", "key", st.Key, "error", err)
+		}
+	} else {
+		out, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(st.UploadID),
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		if err != nil {
+			return storage.Info{}, opError("commit", st.Key, err)
+		}
+		info = storage.Info{Key: st.Key, Size: st.Size, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}
+	}
+	m.err = errWriterDone
+	if err := m.deleteTails(ctx); err != nil {
+		d.logger.Warn("deleting multipart tail objects after commit", "key", st.Key, "error", err)
+	}
+	return info, nil
+}
+
+// Abort implements storage.Multipart.
+func (m *multipart) Abort(ctx context.Context) error {
+	if err := m.abortUpload(ctx); err != nil {
+		return opError("abort", m.st.Key, err)
+	}
+	m.err = errWriterDone
+	if err := m.deleteTails(ctx); err != nil {
+		return opError("abort", m.st.Key, err)
+	}
+	return nil
+}
+
+// abortUpload aborts the S3 upload; one that is already gone is fine.
+func (m *multipart) abortUpload(ctx context.Context) error {
+	_, err := m.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: &m.d.cfg.Bucket, Key: aws.String(m.d.objectKey(m.st.Key)), UploadId: aws.String(m.st.UploadID),
+	})
+	if err != nil && !errors.Is(classify(err), storage.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// deleteTails removes every tail object of this write, including those of
+// failed Appends. There are only ever a few.
+func (m *multipart) deleteTails(ctx context.Context) error {
+	out, err := m.d.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &m.d.cfg.Bucket, Prefix: aws.String(m.tailPrefix())})
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(out.Contents))
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return m.d.deleteObjects(ctx, keys)
+}
+
+// copySource is the x-amz-copy-source value: bucket/key, URL-encoded.
+func copySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return bucket + "/" + strings.Join(segs, "/")
+}
+
+// putMultipart finishes a Put whose body filled the first part buffer:
+// parts go up upload_concurrency at a time, each from its own buffer.
+func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
+	objectKey := d.objectKey(key)
+	sse, kms := d.sse()
+	in := &s3.CreateMultipartUploadInput{
+		Bucket: &d.cfg.Bucket, Key: aws.String(objectKey),
+		ServerSideEncryption: sse, SSEKMSKeyId: kms, StorageClass: types.StorageClass(d.cfg.StorageClass),
+	}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	created, err := d.client.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return storage.Info{}, opError("put", key, err)
+	}
+	uploadID := aws.ToString(created.UploadId)
+
+	var (
+		mu    sync.Mutex
+		parts []types.CompletedPart
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.cfg.UploadConcurrency)
+	send := func(num int32, data []byte, release func()) {
+		g.Go(func() error {
+			defer release()
+			etag, err := d.uploadPart(gctx, objectKey, uploadID, num, data)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
+			mu.Unlock()
+			return nil
+		})
+	}
+
+	total := int64(len(first))
+	num := int32(1)
+	send(num, first, func() {}) // the caller owns the first buffer
+	var readErr error
+	for gctx.Err() == nil {
+		bp := d.getBuf()
+		n, err := io.ReadFull(r, *bp)
+		if n == 0 {
+			d.putBuf(bp)
+		} else if num++; num > MaxParts {
+			d.putBuf(bp)
+			readErr = fmt.Errorf("object exceeds %d parts of %s", MaxParts, d.cfg.PartSize)
+			break
+		} else {
+			total += int64(n)
+			send(num, (*bp)[:n], func() { d.putBuf(bp) })
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	uploadErr := g.Wait()
+	if err := ctx.Err(); err != nil {
+		// Cancellation explains whatever else went wrong.
+		readErr, uploadErr = nil, err
+	}
+	if readErr == nil && uploadErr == nil && opts.Size >= 0 && total != opts.Size {
+		readErr = fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)
+	}
+	if readErr != nil || uploadErr != nil {
+		// Abort even if ctx is done, or the parts linger until a
+		// lifecycle rule reaps them.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RequestTimeout)
+		defer cancel()
+		if _, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(uploadID),
+		}); err != nil {
+			d.logger.Warn("aborting a failed multipart put", "key", key, "error", err)
+		}
+		if readErr != nil {
+			return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: readErr}
+		}
+		return storage.Info{}, opError("put", key, uploadErr)
+	}
+
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	complete := &s3.CompleteMultipartUploadInput{
+		Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(uploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if conditional {
+		complete.IfNoneMatch = aws.String("*")
+	}
+	out, err := d.client.CompleteMultipartUpload(ctx, complete)
+	if err != nil {
+		err = opError("put", key, err)
+		if errors.Is(err, storage.ErrExists) {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RequestTimeout)
+			defer cancel()
+			d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+				Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(uploadID),
+			})
+		}
+		return storage.Info{}, err
+	}
+	return storage.Info{Key: key, Size: total, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}, nil
+}
