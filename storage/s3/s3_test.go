@@ -359,3 +359,45 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
+
+// TestAbortStale: an idle write (parts and tail) is aborted, an active one
+// is left alone, and a dry run only counts.
+func TestAbortStale(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := srv.Config("reaper")
+	cfg.Bucket = srv.NewBucket(t)
+	d := newTestDriver(t, cfg)
+	ctx := context.Background()
+	idle, err := d.NewMultipart(ctx, "data/idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idle.Append(ctx, strings.NewReader("tail bytes")); err != nil {
+		t.Fatal(err)
+	}
+	handle, _ := idle.Handle()
+	cutoff := time.Now().Add(2 * time.Second)
+	time.Sleep(2500 * time.Millisecond)
+	active, err := d.NewMultipart(ctx, "data/active")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.AbortStale(ctx, cutoff, true); err != nil || n != 1 {
+		t.Fatalf("dry run: %d, %v; want 1", n, err)
+	}
+	if _, err := d.ResumeMultipart(ctx, handle); err != nil {
+		t.Fatalf("dry run aborted the upload: %v", err)
+	}
+	if n, err := d.AbortStale(ctx, cutoff, false); err != nil || n != 1 {
+		t.Fatalf("abort: %d, %v; want 1", n, err)
+	}
+	if _, err := d.ResumeMultipart(ctx, handle); err == nil {
+		t.Fatal("the idle upload can still be resumed")
+	}
+	if _, err := active.Append(ctx, strings.NewReader("x")); err != nil {
+		t.Fatalf("the active upload was touched: %v", err)
+	}
+	if _, err := active.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
