@@ -14,7 +14,12 @@ import (
 // (installed by integration/test.sh) through push, pull, copy, list and
 // delete against a real `stratus serve`.
 func TestCLIClients(t *testing.T) {
-	srv := newServer(t)
+	for _, b := range storageBackends() {
+		t.Run(b.name, func(t *testing.T) { cliClients(t, startServer(t, b.args(t))) })
+	}
+}
+
+func cliClients(t *testing.T, srv *server) {
 	host := srv.Addr
 	img, err := random.Image(256*1024, 3)
 	if err != nil {

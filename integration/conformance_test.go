@@ -16,14 +16,9 @@ import (
 // content discovery (tags, referrers) and content management (deletes).
 func TestOCIConformance(t *testing.T) {
 	bin := tool(t, "conformance")
-	for _, backend := range []struct {
-		name string
-		args []string
-	}{
-		{"filesystem", []string{"--root", t.TempDir()}},
-	} {
+	for _, backend := range storageBackends() {
 		t.Run(backend.name, func(t *testing.T) {
-			srv := startServer(t, backend.args)
+			srv := startServer(t, backend.args(t))
 			results := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/stratus-registry/stratus/storage/s3/s3test"
 	"io"
 	"net/http"
 	"os"
@@ -37,8 +38,45 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := s3test.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping minio:", err)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// backend is a storage backend every client-facing test runs on.
+type backend struct {
+	name string
+	args func(t *testing.T) []string // `stratus serve` flags
+}
+
+// storageBackends: the filesystem, and S3 on a real MinIO (one per test
+// binary, a fresh root directory per test).
+func storageBackends() []backend {
+	return []backend{
+		{"filesystem", func(t *testing.T) []string { return []string{"--root", t.TempDir()} }},
+		{"s3", func(t *testing.T) []string { return s3Args(s3test.Start(t), uniquePrefix(t)) }},
+	}
+}
+
+func uniquePrefix(t *testing.T) string {
+	return fmt.Sprintf("it-%d-%s", time.Now().UnixNano(), strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+}
+
+// s3Args are the `stratus serve` flags for MinIO under prefix.
+func s3Args(srv *s3test.Server, prefix string) []string {
+	c := srv.Config(prefix)
+	return []string{
+		"--set", "storage.driver=s3",
+		"--set", "storage.s3.bucket=" + c.Bucket,
+		"--set", "storage.s3.region=" + c.Region,
+		"--set", "storage.s3.root_directory=" + c.RootDirectory,
+		"--set", "storage.s3.endpoint=" + c.Endpoint,
+		"--set", "storage.s3.force_path_style=true",
+		"--set", "storage.s3.access_key=" + c.AccessKey,
+		"--set", "storage.s3.secret_key=" + c.SecretKey,
+	}
 }
 
 // server is one running `stratus serve` process.
