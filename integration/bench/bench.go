@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -675,9 +677,10 @@ func gcAvailable(ctx context.Context, bin string) bool {
 	return exec.CommandContext(ctx, bin, "gc", "run", "--help").Run() == nil
 }
 
-// gcCompare measures Stratus's small-blob throughput with `stratus gc run`
-// looping against the same storage and redis, alternating with runs
-// without it. It needs a GC command; without one the row says so.
+// gcCompare measures Stratus's small-blob throughput with garbage
+// collection looping against the same storage and redis, alternating with
+// runs without it. Without a GC command (`stratus gc run --help` fails)
+// the row says so.
 func (rn *runner) gcCompare(ctx context.Context, bin string) {
 	m := metricDef{"GC looping / no GC (small push+pull)", unitNA, ""}
 	if !gcAvailable(ctx, bin) {
@@ -701,25 +704,35 @@ func (rn *runner) gcCompare(ctx context.Context, bin string) {
 func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 	with := metricDef{"push+pull 1 MiB, GC looping", unitMBps, ""}
 	without := metricDef{"push+pull 1 MiB, no GC", unitMBps, ""}
-	passes := 0
+	var gcStats gcCounters
 	for round := 0; round < rn.prof.Rounds; round++ {
 		for k := 0; k < 2; k++ {
 			// Alternate which half goes first, as for the contenders.
 			gcOn := (round+k)%2 == 0
 			m := without
-			var stop func() (int, error)
+			var gcProc *proc
+			var gcAddr string
 			if gcOn {
 				m = with
-				stop = loopGC(ctx, bin, append(slices.Clone(p.reg.gcArgs), "--set", "registry.gc.grace="+gcGrace.String()))
+				var err error
+				gcProc, gcAddr, err = startStratus(ctx, bin, "stratus-2rr-gc", append(slices.Clone(p.reg.gcArgs),
+					"--set", "registry.gc.interval="+gcInterval.String(),
+					"--set", "registry.gc.grace="+gcGrace.String()))
+				var nr *notReadyError
+				if err != nil && !errors.As(err, &nr) {
+					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
+					continue
+				}
 			}
 			start := time.Now()
 			err := rn.small(ctx, &participant{name: p.name + "/gc", reg: p.reg}, 1000+round*2+k)
 			el := time.Since(start)
-			if stop != nil {
-				n, gcErr := stop()
-				passes += n
-				if err == nil && gcErr != nil {
-					err = fmt.Errorf("gc loop: %w", gcErr)
+			if gcProc != nil {
+				c, cerr := readGCCounters(ctx, gcAddr)
+				gcProc.stop()
+				gcStats.add(c)
+				if err == nil && cerr != nil {
+					err = cerr
 				}
 			}
 			if err != nil {
@@ -733,51 +746,61 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 	w, okW := rn.res.value(rn.backend, with, p.name)
 	wo, okWo := rn.res.value(rn.backend, without, p.name)
 	if okW && okWo && wo > 0 {
-		rn.res.annotate(rn.backend, with, p.name, fmt.Sprintf("%.2fx of no-GC; %d complete GC passes (grace %s) during the timed runs", w/wo, passes, gcGrace))
+		rn.res.annotate(rn.backend, with, p.name, fmt.Sprintf("%.2fx of no-GC; GC replica: %d passes (%d failed), %d objects deleted",
+			w/wo, gcStats.runs, gcStats.failures, gcStats.deleted))
+	}
+	if gcStats.failures > 0 {
+		rn.res.fail(rn.backend, "gc compare", p.name, -1, fmt.Errorf("%d GC passes failed", gcStats.failures))
 	}
 }
 
-// gcGrace is the grace period of the looping GC: short, so that the
-// benchmark's own unreferenced blobs become garbage during the run and the
-// passes really delete; it must exceed the servers' pin_timeout (30s).
-const gcGrace = 35 * time.Second
+// The looping GC is a third replica on the same storage and redis that
+// serves no traffic and runs background passes every gcInterval. Its
+// grace is short so that the benchmark's own unreferenced blobs become
+// garbage during the run and passes really delete; it must exceed the
+// servers' pin_timeout (30s).
+const (
+	gcInterval = time.Second
+	gcGrace    = 35 * time.Second
+)
 
-// loopGC runs `stratus gc run` back to back (at most 1000 passes) until
-// stop is called; stop returns how many passes completed and the first
-// failure. A pass refused because another holds the GC lease is retried.
-func loopGC(ctx context.Context, bin string, args []string) (stop func() (int, error)) {
-	ctx, cancel := context.WithCancel(ctx)
-	type result struct {
-		n   int
-		err error
+type gcCounters struct{ runs, failures, deleted int64 }
+
+func (g *gcCounters) add(o gcCounters) {
+	g.runs += o.runs
+	g.failures += o.failures
+	g.deleted += o.deleted
+}
+
+// readGCCounters reads the GC counters from a replica's /metrics.
+func readGCCounters(ctx context.Context, addr string) (gcCounters, error) {
+	c := &client{base: "http://" + addr, hc: newHTTPClient()}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, 0, nil, http.StatusOK)
+	if err != nil {
+		return gcCounters{}, fmt.Errorf("GC replica metrics: %w", err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-			cmd := exec.CommandContext(ctx, bin, append([]string{"gc", "run"}, args...)...)
-			// Interrupt rather than kill, so the pass releases its lease.
-			cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-			cmd.WaitDelay = 30 * time.Second
-			out, err := cmd.CombinedOutput()
-			switch {
-			case err == nil:
-				r.n++
-			case ctx.Err() != nil:
-			case strings.Contains(string(out), "another garbage collection is running"):
-				select {
-				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond):
-				}
-			case r.err == nil:
-				r.err = fmt.Errorf("%w: %s", err, tail(string(out), 5))
-			}
+	defer resp.Body.Close()
+	var g gcCounters
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
 		}
-		done <- r
-	}()
-	return func() (int, error) {
-		cancel()
-		r := <-done
-		return r.n, r.err
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "stratus_gc_runs_total":
+			g.runs = int64(v)
+		case "stratus_gc_failures_total":
+			g.failures = int64(v)
+		case "stratus_gc_objects_deleted_total":
+			g.deleted = int64(v)
+		}
 	}
+	return g, sc.Err()
 }

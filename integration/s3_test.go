@@ -1,0 +1,319 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/stratus-registry/stratus/locking/lockingtest"
+	"github.com/stratus-registry/stratus/storage/s3/s3test"
+)
+
+// patternReader generates n deterministic bytes without holding them.
+type patternReader struct {
+	rng       *rand.ChaCha8
+	remaining int64
+}
+
+func newPattern(seed byte, n int64) *patternReader {
+	var s [32]byte
+	s[0] = seed
+	return &patternReader{rng: rand.NewChaCha8(s), remaining: n}
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.remaining == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.remaining {
+		b = b[:p.remaining]
+	}
+	p.rng.Read(b)
+	p.remaining -= int64(len(b))
+	return len(b), nil
+}
+
+func patternDigest(seed byte, n int64) string {
+	h := sha256.New()
+	io.Copy(h, newPattern(seed, n))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// chunkedPush uploads n pattern bytes in chunk-sized PATCHes, each sent to
+// the next base URL in turn, and finishes with PUT ?digest=.
+func chunkedPush(t *testing.T, bases []string, repo string, seed byte, n, chunk int64) string {
+	t.Helper()
+	dgst := patternDigest(seed, n)
+	resp := httpDo(t, "POST", bases[0]+"/v2/"+repo+"/blobs/uploads/", nil)
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST: %s", resp.Status)
+	}
+	loc := resp.Header.Get("Location")
+	src := newPattern(seed, n)
+	buf := make([]byte, chunk)
+	i := 0
+	for off := int64(0); off < n; {
+		m, _ := io.ReadFull(src, buf[:min(chunk, n-off)])
+		base := bases[i%len(bases)]
+		i++
+		r := httpDo(t, "PATCH", base+loc, buf[:m], "Content-Range", fmt.Sprintf("%d-%d", off, off+int64(m)-1))
+		if r.StatusCode != 202 {
+			t.Fatalf("PATCH at %d: %s", off, r.Status)
+		}
+		loc = r.Header.Get("Location")
+		off += int64(m)
+	}
+	if r := httpDo(t, "PUT", bases[i%len(bases)]+loc+"?digest="+dgst, nil); r.StatusCode != 201 {
+		t.Fatalf("PUT: %s", r.Status)
+	}
+	return dgst
+}
+
+// verifyStream pulls a blob and checks its digest without buffering it.
+func verifyStream(t *testing.T, url, dgst string, n int64) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	got, err := io.Copy(h, resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s after %d bytes: %v", url, resp.Status, got, err)
+	}
+	if d := "sha256:" + hex.EncodeToString(h.Sum(nil)); d != dgst || got != n {
+		t.Fatalf("pulled %d bytes with digest %s, want %d bytes %s", got, d, n, dgst)
+	}
+}
+
+// TestS3LargeBlobSmallChunks streams a 1 GiB blob (64 MiB with -short) to
+// `stratus serve` on MinIO in 1 MiB PATCHes, the way regctl does, and pulls
+// it back; plus an image push and pull with go-containerregistry.
+func TestS3LargeBlobSmallChunks(t *testing.T) {
+	srv := startServer(t, s3Args(s3test.Start(t), uniquePrefix(t)))
+	size := int64(1 << 30)
+	if testing.Short() {
+		size = 64 << 20
+	}
+	start := time.Now()
+	dgst := chunkedPush(t, []string{srv.URL()}, "big/blob", 3, size, 1<<20)
+	t.Logf("pushed %d MiB in 1 MiB chunks in %s", size>>20, time.Since(start).Round(time.Millisecond))
+	verifyStream(t, srv.URL()+"/v2/big/blob/blobs/"+dgst, dgst, size)
+
+	img, err := random.Image(1<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ref(t, srv, "big/img:v1")
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layersEqual(t, img, got)
+}
+
+// TestS3UploadResumedByAnotherProcess: one replica takes the first half of
+// a chunked upload and dies; a second process, sharing MinIO and Redis,
+// finishes it.
+func TestS3UploadResumedByAnotherProcess(t *testing.T) {
+	mio := s3test.Start(t)
+	redis := lockingtest.StartRedis(t, lockingtest.RedisTCP())
+	args := append(s3Args(mio, uniquePrefix(t)), "--set", "redis.addrs="+redis.Addr(), "--set", "registry.lease_ttl=2s")
+	a := startServer(t, args)
+	b := startServer(t, args)
+	size, chunk := int64(24<<20+5), int64(3<<20)
+	dgst := patternDigest(9, size)
+	resp := httpDo(t, "POST", a.URL()+"/v2/resume/blob/blobs/uploads/", nil)
+	loc := resp.Header.Get("Location")
+	src := newPattern(9, size)
+	buf := make([]byte, chunk)
+	off := int64(0)
+	for ; off < size/2; off += chunk {
+		io.ReadFull(src, buf)
+		if r := httpDo(t, "PATCH", a.URL()+loc, buf, "Content-Range", fmt.Sprintf("%d-%d", off, off+chunk-1)); r.StatusCode != 202 {
+			t.Fatalf("PATCH on the first process: %s", r.Status)
+		}
+	}
+	a.kill()
+	<-a.done
+	st := httpDo(t, "GET", b.URL()+loc, nil)
+	if want := fmt.Sprintf("0-%d", off-1); st.StatusCode != 204 || st.Header.Get("Range") != want {
+		t.Fatalf("status on the second process: %s, Range %q, want %q", st.Status, st.Header.Get("Range"), want)
+	}
+	for off < size {
+		m, _ := io.ReadFull(src, buf[:min(chunk, size-off)])
+		if r := httpDo(t, "PATCH", b.URL()+loc, buf[:m], "Content-Range", fmt.Sprintf("%d-%d", off, off+int64(m)-1)); r.StatusCode != 202 {
+			t.Fatalf("PATCH on the second process: %s", r.Status)
+		}
+		off += int64(m)
+	}
+	if r := httpDo(t, "PUT", b.URL()+loc+"?digest="+dgst, nil); r.StatusCode != 201 {
+		t.Fatalf("PUT on the second process: %s", r.Status)
+	}
+	verifyStream(t, b.URL()+"/v2/resume/blob/blobs/"+dgst, dgst, size)
+}
+
+// faultProxy sits between stratus and MinIO and, while enabled, answers a
+// share of requests with 503 SlowDown, resets the connection, or delays.
+type faultProxy struct {
+	enabled               atomic.Bool
+	slowdown, resets, lag atomic.Int64
+	rng                   *rand.Rand
+	mu                    sync.Mutex
+}
+
+func (f *faultProxy) roll() float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rng.Float64()
+}
+
+func newFaultProxy(t *testing.T, target string) (*faultProxy, string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &faultProxy{rng: rand.New(rand.NewPCG(42, 43))}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	// Keep the Host header the client signed (SigV4 covers it).
+	director := rp.Director
+	rp.Director = func(r *http.Request) { host := r.Host; director(r); r.Host = host }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.enabled.Load() {
+			switch p := f.roll(); {
+			case p < 0.08:
+				f.slowdown.Add(1)
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+				return
+			case p < 0.12:
+				f.resets.Add(1)
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						if tc, ok := conn.(*net.TCPConn); ok {
+							tc.SetLinger(0)
+						}
+						conn.Close()
+						return
+					}
+				}
+			case p < 0.20:
+				f.lag.Add(1)
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+// TestS3Faults pushes blobs through a store that throttles, resets and
+// stalls. Every answer is a success or a clean retryable error (429/503
+// with Retry-After, never a bare 500), and nothing acknowledged or visible
+// is ever corrupt.
+func TestS3Faults(t *testing.T) {
+	mio := s3test.Start(t)
+	f, proxyURL := newFaultProxy(t, mio.Endpoint)
+	args := s3Args(mio, uniquePrefix(t))
+	for i := range args {
+		if args[i] == "storage.s3.endpoint="+mio.Endpoint {
+			args[i] = "storage.s3.endpoint=" + proxyURL
+		}
+	}
+	args = append(args, "--set", "storage.s3.max_retries=1", "--set", "storage.s3.request_timeout=5s")
+	srv := startServer(t, args)
+	f.enabled.Store(true)
+
+	type blob struct {
+		seed byte
+		n    int64
+		dgst string
+	}
+	var acked, failed []blob
+	statuses := map[int]int{}
+	for i := 0; i < 40; i++ {
+		b := blob{seed: byte(100 + i), n: int64(64<<10 + i*37<<10)}
+		b.dgst = patternDigest(b.seed, b.n)
+		var status int
+		var retryAfter string
+		if i%2 == 0 { // monolithic
+			data, _ := io.ReadAll(newPattern(b.seed, b.n))
+			r := httpDo(t, "POST", srv.URL()+"/v2/faults/blobs/uploads/?digest="+b.dgst, data)
+			status, retryAfter = r.StatusCode, r.Header.Get("Retry-After")
+		} else { // POST, PATCH, PUT
+			r := httpDo(t, "POST", srv.URL()+"/v2/faults/blobs/uploads/", nil)
+			status, retryAfter = r.StatusCode, r.Header.Get("Retry-After")
+			if status == 202 {
+				data, _ := io.ReadAll(newPattern(b.seed, b.n))
+				loc := r.Header.Get("Location")
+				r = httpDo(t, "PATCH", srv.URL()+loc, data, "Content-Range", fmt.Sprintf("0-%d", b.n-1))
+				status, retryAfter = r.StatusCode, r.Header.Get("Retry-After")
+				if status == 202 {
+					r = httpDo(t, "PUT", srv.URL()+r.Header.Get("Location")+"?digest="+b.dgst, nil)
+					status, retryAfter = r.StatusCode, r.Header.Get("Retry-After")
+				}
+			}
+		}
+		statuses[status]++
+		switch status {
+		case 201:
+			acked = append(acked, b)
+		case 429, 503:
+			if _, err := strconv.Atoi(retryAfter); err != nil {
+				t.Errorf("blob %d: %d without a Retry-After", i, status)
+			}
+			failed = append(failed, b)
+		default:
+			t.Errorf("blob %d: status %d is neither success nor a clean retryable error", i, status)
+		}
+	}
+	f.enabled.Store(false)
+	t.Logf("statuses %v; injected %d SlowDown, %d resets, %d delays", statuses, f.slowdown.Load(), f.resets.Load(), f.lag.Load())
+	if f.slowdown.Load()+f.resets.Load() == 0 {
+		t.Fatal("no fault was injected")
+	}
+	for _, b := range acked {
+		verifyStream(t, srv.URL()+"/v2/faults/blobs/"+b.dgst, b.dgst, b.n)
+	}
+	// A failed push is either absent or, if its commit did land, intact.
+	for _, b := range failed {
+		resp, err := http.Get(srv.URL() + "/v2/faults/blobs/" + b.dgst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if sum := sha256.Sum256(body); "sha256:"+hex.EncodeToString(sum[:]) != b.dgst {
+				t.Fatalf("a failed push left a corrupt blob %s", b.dgst)
+			}
+		} else if resp.StatusCode != 404 {
+			t.Fatalf("GET of a failed push: %d", resp.StatusCode)
+		}
+	}
+	if len(acked) == 0 {
+		t.Fatal("nothing succeeded under faults: retries are not working")
+	}
+}
