@@ -100,8 +100,8 @@ func (c *Config) Validate() error {
 	if c.MaxManifestSize < minManifestLimit || c.MaxManifestSize > 64<<20 {
 		errs = append(errs, fmt.Errorf("registry.max_manifest_size: %s is outside 4MiB..64MiB", c.MaxManifestSize))
 	}
-	if c.UploadTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("registry.upload_ttl: %s is shorter than 1m; clients pause longer between chunks", c.UploadTTL))
+	if c.UploadTTL < 10*time.Second {
+		errs = append(errs, fmt.Errorf("registry.upload_ttl: %s is shorter than 10s; clients pause longer than that between chunks", c.UploadTTL))
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("registry.lease_ttl: %s is shorter than 1s", c.LeaseTTL))

@@ -168,6 +168,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "drain_timeout", cfg.HTTP.ShutdownTimeout)
+	defer func() {
+		m := reg.Metrics()
+		logger.Info("final metrics", "pins_refused_total", m.PinsRefused, "gc_claims_refused_total", m.ClaimsRefused,
+			"gc_runs_total", m.GCRuns, "gc_objects_deleted_total", m.GCObjectsDelete, "gc_bytes_reclaimed_total", m.GCBytesReclaim)
+	}()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

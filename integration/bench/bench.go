@@ -35,6 +35,8 @@ type profile struct {
 	Referrers     int     `json:"referrers"`
 	ListIters     int     `json:"list_iters"`
 	CommitSamples int     `json:"commit_samples"`
+	// GCWindow is the least time each half of the GC comparison runs.
+	GCWindow time.Duration `json:"gc_window"`
 	// OpTimeout bounds one request sequence (one blob push, one listing).
 	OpTimeout time.Duration `json:"op_timeout"`
 }
@@ -44,7 +46,7 @@ func shortProfile() profile {
 		Rounds: 2, SmallSize: 1 << 20, SmallCount: 32, Concurrency: 8,
 		LargeSizes: []int64{16 << 20}, ChunkSize: 8 << 20,
 		Manifests: 64, Repos: 100, Tags: 100, Referrers: 20, ListIters: 8, CommitSamples: 8,
-		OpTimeout: time.Minute,
+		GCWindow: 3 * time.Second, OpTimeout: time.Minute,
 	}
 }
 
@@ -53,7 +55,7 @@ func fullProfile() profile {
 		Rounds: 2, SmallSize: 1 << 20, SmallCount: 128, Concurrency: 8,
 		LargeSizes: []int64{256 << 20, 1 << 30}, ChunkSize: 8 << 20,
 		Manifests: 400, Repos: 1000, Tags: 1000, Referrers: 100, ListIters: 20, CommitSamples: 16,
-		OpTimeout: 15 * time.Minute,
+		GCWindow: 20 * time.Second, OpTimeout: 15 * time.Minute,
 	}
 }
 
@@ -710,8 +712,11 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 			// Alternate which half goes first, as for the contenders.
 			gcOn := (round+k)%2 == 0
 			m := without
-			var gcProc *proc
-			var gcAddr string
+			var (
+				gcProc *proc
+				gcAddr string
+				before gcCounters
+			)
 			if gcOn {
 				m = with
 				var err error
@@ -723,14 +728,27 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
 					continue
 				}
+				// Time the steady state: the loop sleeps one interval
+				// before its first pass.
+				if before, err = waitFirstGC(ctx, gcAddr); err != nil {
+					gcProc.stop()
+					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
+					continue
+				}
 			}
+			// Repeat the small workload for at least GCWindow, so that the
+			// window spans several passes (bounded by count too).
 			start := time.Now()
-			err := rn.small(ctx, &participant{name: p.name + "/gc", reg: p.reg}, 1000+round*2+k)
+			var err error
+			reps := 0
+			for ; reps < 50 && err == nil && (reps == 0 || time.Since(start) < rn.prof.GCWindow); reps++ {
+				err = rn.small(ctx, &participant{name: p.name + "/gc", reg: p.reg}, 1000+100*(round*2+k)+reps)
+			}
 			el := time.Since(start)
 			if gcProc != nil {
 				c, cerr := readGCCounters(ctx, gcAddr)
 				gcProc.stop()
-				gcStats.add(c)
+				gcStats.add(gcCounters{c.runs - before.runs, c.failures - before.failures, c.deleted - before.deleted})
 				if err == nil && cerr != nil {
 					err = cerr
 				}
@@ -739,14 +757,14 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 				rn.res.fail(rn.backend, "gc compare", p.name, round, err)
 				continue
 			}
-			total := 2 * rn.prof.SmallSize * int64(rn.prof.SmallCount)
-			rn.res.throughput(rn.backend, m, p.name, total, 2*rn.prof.SmallCount, el, nil)
+			total := 2 * rn.prof.SmallSize * int64(rn.prof.SmallCount*reps)
+			rn.res.throughput(rn.backend, m, p.name, total, 2*rn.prof.SmallCount*reps, el, nil)
 		}
 	}
 	w, okW := rn.res.value(rn.backend, with, p.name)
 	wo, okWo := rn.res.value(rn.backend, without, p.name)
 	if okW && okWo && wo > 0 {
-		rn.res.annotate(rn.backend, with, p.name, fmt.Sprintf("%.2fx of no-GC; GC replica: %d passes (%d failed), %d objects deleted",
+		rn.res.annotate(rn.backend, with, p.name, fmt.Sprintf("%.2fx of no-GC; during the timed runs the GC replica finished %d passes (%d failed) and deleted %d objects",
 			w/wo, gcStats.runs, gcStats.failures, gcStats.deleted))
 	}
 	if gcStats.failures > 0 {
@@ -760,7 +778,7 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 // garbage during the run and passes really delete; it must exceed the
 // servers' pin_timeout (30s).
 const (
-	gcInterval = time.Second
+	gcInterval = 100 * time.Millisecond
 	gcGrace    = 35 * time.Second
 )
 
@@ -770,6 +788,26 @@ func (g *gcCounters) add(o gcCounters) {
 	g.runs += o.runs
 	g.failures += o.failures
 	g.deleted += o.deleted
+}
+
+// waitFirstGC waits (at most a minute) until the GC replica has finished
+// a pass, and returns its counters then.
+func waitFirstGC(ctx context.Context, addr string) (gcCounters, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := readGCCounters(ctx, addr)
+		if err == nil && c.runs > 0 {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return c, fmt.Errorf("GC replica finished no pass within a minute (last error: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // readGCCounters reads the GC counters from a replica's /metrics.
