@@ -201,6 +201,11 @@ func (c *Config) Validate() error {
 	}
 	if c.redisEnabled() {
 		errs = append(errs, c.Redis.Validate())
+		// A claim looks at pins back to markStart - grace; a pin forgotten
+		// sooner would let GC delete a blob a client was just shown.
+		if c.Redis.PinTTL <= c.Registry.GC.Grace {
+			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
+		}
 	}
 	errs = append(errs, c.Registry.Validate())
 	return errors.Join(errs...)

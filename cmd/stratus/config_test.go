@@ -79,6 +79,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad env value", "", []string{"STRATUS_HTTP_IDLE_TIMEOUT=forever"}, nil, []string{"http.idle_timeout", "forever"}},
 		{"unknown set key", "", nil, []string{"http.nope=1"}, []string{"http.nope", "unknown"}},
 		{"set without value", "", nil, []string{"http.addr"}, []string{"key.path=value"}},
+		{"pin ttl shorter than grace", "", nil, []string{"redis.addrs=127.0.0.1:6379", "redis.pin_ttl=30m", "registry.gc.grace=1h"}, []string{"redis.pin_ttl", "registry.gc.grace"}},
+		{"grace not above pin timeout", "", nil, []string{"registry.gc.grace=10s", "registry.pin_timeout=30s"}, []string{"registry.gc.grace", "pin_timeout"}},
+		{"unknown untagged policy", "", nil, []string{"registry.gc.untagged=sometimes"}, []string{"registry.gc.untagged"}},
+		{"s3 part size too small", "storage:\n  driver: s3\n  s3:\n    bucket: b\n    part_size: 1MiB\n", nil, nil, []string{"storage.s3.part_size"}},
+		{"s3 without bucket", "storage:\n  driver: s3\n", nil, nil, []string{"storage.s3.bucket"}},
 		{
 			"every validation error at once", "http:\n  tls:\n    cert: c.pem\n  idle_timeout: -1s\nlog:\n  format: json\n", nil, nil,
 			[]string{"http.tls: cert and key", "http.idle_timeout: must not be negative"},
