@@ -50,9 +50,15 @@ const (
 
 // GCReport is what one pass did; it is stored for `stratus gc status`.
 type GCReport struct {
-	Started           time.Time     `json:"started"`
-	Finished          time.Time     `json:"finished"`
-	DurationSeconds   float64       `json:"duration_seconds"`
+	Started         time.Time `json:"started"`
+	Finished        time.Time `json:"finished"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	// MarkSeconds is the repository phase (mark, and each repository's
+	// manifest and link sweep); SweepSeconds the global blob, orphan and
+	// upload sweep.
+	MarkSeconds       float64       `json:"mark_seconds"`
+	SweepSeconds      float64       `json:"sweep_seconds"`
+	LinksExamined     int           `json:"links_examined"`
 	DryRun            bool          `json:"dry_run"`
 	Repositories      int           `json:"repositories"`
 	ManifestsExamined int           `json:"manifests_examined"`
@@ -185,6 +191,10 @@ func (g *Registry) RunGC(ctx context.Context, dryRun bool) (*GCReport, error) {
 }
 
 func (c *collector) run(ctx context.Context) error {
+	markStart := time.Now()
+	defer func() {
+		c.report.SweepSeconds = time.Since(markStart).Seconds() - c.report.MarkSeconds
+	}()
 	err := c.eachKey(ctx, catalogPrefix, func(keys []storage.Info) error {
 		for _, o := range keys {
 			name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, catalogPrefix), catalogSuffix)
@@ -197,6 +207,7 @@ func (c *collector) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	c.report.MarkSeconds = time.Since(markStart).Seconds()
 	if err != nil {
 		return err
 	}
@@ -282,21 +293,35 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 	tagged := map[Digest]bool{}
 	tprefix := tagsPrefix(name)
 	if err := c.eachKey(ctx, tprefix, func(objs []storage.Info) error {
-		for _, o := range objs {
-			b, err := storage.ReadAll(ctx, g.store, o.Key, maxRecordSize)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
+		targets := make([]Digest, len(objs))
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(c.cfg.Concurrency)
+		for i, o := range objs {
+			eg.Go(func() error {
+				b, err := storage.ReadAll(ectx, g.store, o.Key, maxRecordSize)
+				if errors.Is(err, storage.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				d, err := ParseDigest(strings.TrimSpace(string(b)))
+				if err != nil {
+					g.logger.Warn("gc: corrupt tag ignored", "key", o.Key)
+					return nil
+				}
+				targets[i] = d
+				return nil
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+		for _, d := range targets {
+			if !d.IsZero() {
+				tagged[d] = true
+				roots = append(roots, d)
 			}
-			if err != nil {
-				return err
-			}
-			d, err := ParseDigest(strings.TrimSpace(string(b)))
-			if err != nil {
-				g.logger.Warn("gc: corrupt tag ignored", "key", o.Key)
-				continue
-			}
-			tagged[d] = true
-			roots = append(roots, d)
 		}
 		return nil
 	}); err != nil {
@@ -338,36 +363,31 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 	// the blobs of every live manifest.
 	liveManifests := map[Digest]bool{}
 	repoLive := map[Digest]struct{}{}
-	queue := roots
-	for len(queue) > 0 {
-		d := queue[0]
-		queue = queue[1:]
-		if liveManifests[d] {
-			continue
-		}
-		if _, exists := manifests[d]; !exists {
-			continue // a tag or index pointing at a missing manifest
-		}
-		liveManifests[d] = true
-		queue = append(queue, referrers[d]...)
-		mt, body, err := g.readManifest(ctx, name, d)
-		if err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == codeManifestUnknown {
-				continue // deleted meanwhile
+	frontier := roots
+	for len(frontier) > 0 {
+		var batch []Digest
+		for _, d := range frontier {
+			if _, exists := manifests[d]; exists && !liveManifests[d] {
+				liveManifests[d] = true
+				batch = append(batch, d)
 			}
+		}
+		frontier = nil
+		parsed, err := c.readManifests(ctx, name, batch)
+		if err != nil {
 			return err
 		}
-		pm, err := parseManifest(mt, body)
-		if err != nil {
-			g.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", name, "digest", d.String(), "err", err)
-			continue
-		}
-		for _, r := range pm.Refs {
-			if r.Manifest {
-				queue = append(queue, r.Digest)
-			} else {
-				repoLive[r.Digest] = struct{}{}
+		for i, pm := range parsed {
+			frontier = append(frontier, referrers[batch[i]]...)
+			if pm == nil {
+				continue
+			}
+			for _, r := range pm.Refs {
+				if r.Manifest {
+					frontier = append(frontier, r.Digest)
+				} else {
+					repoLive[r.Digest] = struct{}{}
+				}
 			}
 		}
 	}
@@ -378,6 +398,8 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 	c.mu.Unlock()
 
 	// Sweep unreachable manifests.
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(c.cfg.Concurrency)
 	for d, mod := range manifests {
 		if liveManifests[d] {
 			continue
@@ -386,9 +408,10 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 			c.keptYoung("manifest " + name + "@" + d.String())
 			continue
 		}
-		if err := c.deleteManifest(ctx, name, d); err != nil {
-			return err
-		}
+		eg.Go(func() error { return c.deleteManifest(ectx, name, d) })
+	}
+	if err := eg.Wait(); err != nil {
+		return err
 	}
 
 	// Sweep links to blobs no live manifest of this repository uses.
@@ -396,6 +419,7 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 	remaining := 0
 	if err := c.eachKey(ctx, lprefix, func(objs []storage.Info) error {
 		var doomed []Digest
+		c.report.LinksExamined += len(objs)
 		for _, o := range objs {
 			d, ok := digestFromKey(o.Key, lprefix)
 			if !ok {
@@ -427,6 +451,35 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 		return c.removeEmptyRepo(ctx, name)
 	}
 	return nil
+}
+
+// readManifests reads and parses manifests concurrently; an entry is nil
+// for a manifest deleted meanwhile or one that does not parse (kept, and
+// logged: GC never deletes what it cannot understand).
+func (c *collector) readManifests(ctx context.Context, name string, ds []Digest) ([]*parsedManifest, error) {
+	out := make([]*parsedManifest, len(ds))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(c.cfg.Concurrency)
+	for i, d := range ds {
+		eg.Go(func() error {
+			mt, body, err := c.g.readManifest(ectx, name, d)
+			if err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Code == codeManifestUnknown {
+					return nil
+				}
+				return err
+			}
+			pm, err := parseManifest(mt, body)
+			if err != nil {
+				c.g.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", name, "digest", d.String(), "err", err)
+				return nil
+			}
+			out[i] = pm
+			return nil
+		})
+	}
+	return out, eg.Wait()
 }
 
 func (c *collector) keptYoung(object string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/stratus-registry/stratus/locking/memory"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
 
 // A short grace makes "old" reachable in a test; pin_timeout must stay
@@ -296,3 +298,5 @@ func TestGCPinClaimInterleavings(t *testing.T) {
 		})
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
