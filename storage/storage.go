@@ -222,3 +222,20 @@ type MultipartReaper interface {
 	// cutoff and returns how many it aborted (or, with dryRun, would abort).
 	AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
 }
+
+// ContextReader returns a reader that fails with the context's error once
+// ctx is done, so a cancelled request stops a copy between two reads
+// instead of running to the end of the stream.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -185,7 +185,7 @@ func (d *Driver) Reader(ctx context.Context, key string, offset, length int64) (
 	}
 	// The open file keeps reading the version we opened even if a writer
 	// renames a new one into place meanwhile.
-	return &fileReader{f: f, r: &ctxReader{ctx: ctx, r: io.NewSectionReader(f, offset, n)}}, nil
+	return &fileReader{f: f, r: storage.ContextReader(ctx, io.NewSectionReader(f, offset, n))}, nil
 }
 
 type fileReader struct {
@@ -242,7 +242,7 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 // returns its final FileInfo. f is closed in every case.
 func writeFile(ctx context.Context, f *os.File, r io.Reader) (fs.FileInfo, error) {
 	// Hiding f's ReaderFrom keeps the copy on our bounded buffer.
-	_, err := io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: ctx, r: r}, make([]byte, copyBuffer))
+	_, err := io.CopyBuffer(struct{ io.Writer }{f}, storage.ContextReader(ctx, r), make([]byte, copyBuffer))
 	if err == nil {
 		err = stampAndSync(f)
 	}
@@ -374,18 +374,4 @@ func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
 		}
 	}
 	return nil
-}
-
-// ctxReader stops a stream once its context is done, so a cancelled request
-// does not keep copying.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

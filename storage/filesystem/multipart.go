@@ -120,7 +120,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	if _, err := f.Seek(m.h.Size, io.SeekStart); err != nil {
 		return 0, opErr("append", m.h.Key, err)
 	}
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: ctx, r: r}, make([]byte, copyBuffer))
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, storage.ContextReader(ctx, r), make([]byte, copyBuffer))
 	if err == nil {
 		err = f.Sync()
 	}

@@ -149,7 +149,7 @@ func (d *Driver) Reader(ctx context.Context, key string, offset, length int64) (
 	}
 	// Object data is never mutated after it is stored (writes replace the
 	// slice), so the reader needs no lock.
-	return io.NopCloser(&ctxReader{ctx: ctx, r: bytes.NewReader(o.data[offset:end])}), nil
+	return io.NopCloser(storage.ContextReader(ctx, bytes.NewReader(o.data[offset:end]))), nil
 }
 
 // Put implements storage.Driver.
@@ -173,7 +173,7 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	// opts.Size is not used to preallocate: it is the caller's claim,
 	// not a bound.
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(&ctxReader{ctx: ctx, r: r}); err != nil {
+	if _, err := buf.ReadFrom(storage.ContextReader(ctx, r)); err != nil {
 		return storage.Info{}, opErr("put", key, err)
 	}
 	d.s.mu.Lock()
@@ -312,7 +312,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 		return 0, opErr("append", m.h.Key, err)
 	}
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(&ctxReader{ctx: ctx, r: r}); err != nil {
+	if _, err := buf.ReadFrom(storage.ContextReader(ctx, r)); err != nil {
 		return 0, opErr("append", m.h.Key, err)
 	}
 	m.s.mu.Lock()
@@ -364,20 +364,6 @@ func (m *multipart) Abort(ctx context.Context) error {
 	delete(m.s.uploads, m.h.ID)
 	m.s.mu.Unlock()
 	return nil
-}
-
-// ctxReader stops a stream once its context is done, so a cancelled request
-// does not keep copying.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 var _ storage.MultipartReaper = (*Driver)(nil)
