@@ -3,6 +3,7 @@ package lockingtest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,9 @@ type RedisServer struct {
 	tcp  bool   // RedisTCP was given
 	sock string // unix socket path, without RedisTCP
 	port int    // TCP port, with RedisTCP
+	// password and tls are set by RedisPassword and RedisTLS.
+	password string
+	tls      *TLSFiles
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -43,6 +47,17 @@ type RedisOption func(*RedisServer)
 // RedisTCP makes the server listen on a free 127.0.0.1 port instead of a
 // unix socket, for clients that cannot dial unix sockets.
 func RedisTCP() RedisOption { return func(r *RedisServer) { r.tcp = true } }
+
+// RedisPassword makes the server require AUTH with password.
+func RedisPassword(password string) RedisOption {
+	return func(r *RedisServer) { r.password = password }
+}
+
+// RedisTLS makes the server accept only TLS on its TCP port, with the
+// given certificate (see WriteTLSFiles). It implies RedisTCP.
+func RedisTLS(files TLSFiles) RedisOption {
+	return func(r *RedisServer) { r.tcp, r.tls = true, &files }
+}
 
 // StartRedisServer starts redis-server and waits until it answers PING.
 // Close it when done.
@@ -150,9 +165,17 @@ func (r *RedisServer) launch() (<-chan struct{}, error) {
 		"--daemonize", "no",
 		"--logfile", "", // to stdout, captured below
 	}
-	if r.sock != "" {
+	if r.password != "" {
+		args = append(args, "--requirepass", r.password)
+	}
+	switch {
+	case r.sock != "":
 		args = append(args, "--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700")
-	} else {
+	case r.tls != nil:
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+			"--tls-cert-file", r.tls.Cert, "--tls-key-file", r.tls.Key, "--tls-ca-cert-file", r.tls.CA,
+			"--tls-auth-clients", "no")
+	default:
 		args = append(args, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1")
 	}
 	cmd := exec.Command("redis-server", args...)
@@ -181,12 +204,30 @@ func (r *RedisServer) ping() error {
 	if err != nil {
 		return err
 	}
+	if r.tls != nil {
+		pool, err := r.tls.pool()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		c = tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	cmd := "PING\r\n"
+	if r.password != "" {
+		cmd = "AUTH " + r.password + "\r\n" + cmd
+	}
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	br := bufio.NewReader(c)
+	if r.password != "" {
+		if line, err := br.ReadString('\n'); err != nil || strings.TrimSpace(line) != "+OK" {
+			return fmt.Errorf("AUTH answered %q: %v", strings.TrimSpace(line), err)
+		}
+	}
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return err
 	}

@@ -262,3 +262,46 @@ func TestTCP(t *testing.T) {
 		t.Errorf("Get = %q, %v", got, err)
 	}
 }
+
+// TestPasswordTLSAndDB runs the locking suite against a redis-server that
+// requires a password and TLS, on a non-default database, and checks that
+// a wrong password and an untrusted server are refused.
+func TestPasswordTLSAndDB(t *testing.T) {
+	files, err := lockingtest.WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := lockingtest.StartRedis(t, lockingtest.RedisPassword("s3cret"), lockingtest.RedisTLS(files))
+	good := redis.Config{
+		Addrs: []string{srv.Addr()}, Password: "s3cret", DB: 3,
+		TLS: redis.TLSConfig{Enabled: true, CAFile: files.CA},
+	}
+	lockingtest.Run(t, func(t *testing.T) locking.Store { return newTestStore(t, good) })
+
+	ctx := context.Background()
+	db3 := newTestStore(t, good)
+	if err := db3.Create(ctx, "in-db-3", []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	db0cfg := good
+	db0cfg.DB = 0
+	if _, err := newTestStore(t, db0cfg).Get(ctx, "in-db-3"); !errors.Is(err, locking.ErrNotFound) {
+		t.Errorf("database 0 sees a record of database 3: %v", err)
+	}
+	for name, cfg := range map[string]redis.Config{
+		"wrong password": {Addrs: good.Addrs, Password: "nope", TLS: good.TLS},
+		"untrusted CA":   {Addrs: good.Addrs, Password: "s3cret", TLS: redis.TLSConfig{Enabled: true}},
+		"no TLS":         {Addrs: good.Addrs, Password: "s3cret", DialTimeout: time.Second, ReadTimeout: time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := redis.New(ctx, cfg, nil)
+			if err == nil {
+				defer s.Close()
+				_, err = s.Get(ctx, "in-db-3")
+			}
+			if err == nil || errors.Is(err, locking.ErrNotFound) {
+				t.Fatalf("a misconfigured client worked: %v", err)
+			}
+		})
+	}
+}
