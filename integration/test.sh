@@ -6,6 +6,9 @@
 #
 #   bash integration/test.sh          # everything
 #   SHORT=1 bash integration/test.sh  # go test -short (smaller objects, fewer iterations)
+#
+# integration/bench runs in its -short mode as part of go test (TestShortRun),
+# so the benchmark harness itself is exercised on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,6 +24,7 @@ CRANE_VERSION=v0.22.1
 ORAS_VERSION=v1.3.6
 REGCTL_VERSION=v0.11.7
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+REFERENCE_VERSION=v3.1.2   # CNCF Distribution, the baseline of integration/bench
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -59,6 +63,7 @@ go_tool crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 go_tool oras "oras.land/oras/cmd/oras@$ORAS_VERSION"
 go_tool regctl "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
 go_tool conformance "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION"
+go_tool registry "github.com/distribution/distribution/v3/cmd/registry@$REFERENCE_VERSION"
 
 log "gofmt and go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
