@@ -100,9 +100,15 @@ var listenRE = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
 // it at the end of the test.
 func startServer(t testing.TB, args []string, env ...string) *server {
 	t.Helper()
+	return startBinary(t, stratusBin, args, env...)
+}
+
+// startBinary is startServer with another build of stratus.
+func startBinary(t testing.TB, bin string, args []string, env ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.Command(stratusBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/stratus-registry/stratus/locking"
@@ -33,6 +34,8 @@ type Registry struct {
 	// outside tests.
 	hooks *hooks
 	stats stats
+	// copyBufs recycles the buffers blob downloads copy through.
+	copyBufs sync.Pool
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -67,7 +70,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{cfg: cfg, store: deps.Storage, locks: deps.Locking, logger: logger}, nil
+	g := &Registry{cfg: cfg, store: deps.Storage, locks: deps.Locking, logger: logger}
+	g.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	return g, nil
 }
 
 // handlerFunc is a handler that reports failures as errors; ServeHTTP turns

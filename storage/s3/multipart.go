@@ -173,6 +173,32 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	st := m.st
 	st.Parts = slices.Clip(st.Parts) // appends must not touch m.st's array
 
+	if st.TailSize == 0 {
+		// Most appends of small blobs are one chunk on an empty tail: take
+		// them in a small buffer, so that many concurrent small pushes do
+		// not each hold a part-sized one.
+		sp := m.d.smallBufs.Get().(*[]byte)
+		defer m.d.smallBufs.Put(sp)
+		n, rerr := io.ReadFull(r, *sp)
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			if n == 0 {
+				return 0, nil
+			}
+			if err := m.newTail(ctx, &st, (*sp)[:n]); err != nil {
+				return 0, m.fail("append", err)
+			}
+			st.Size += int64(n)
+			m.st = st
+			return int64(n), nil
+		case rerr != nil:
+			m.err = errWriterDone
+			return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
+		}
+		// More follows: continue below with a part buffer.
+		r = io.MultiReader(bytes.NewReader((*sp)[:n]), r)
+	}
+
 	bp := m.d.getBuf()
 	defer m.d.putBuf(bp)
 	buf := *bp
@@ -216,22 +242,31 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
 
+	if err := m.newTail(ctx, &st, buf[:filled]); err != nil {
+		return took, m.fail("append", err)
+	}
+	st.Size += took
+	m.st = st
+	return took, nil
+}
+
+// newTail writes data as the next tail object (under a fresh key, so a
+// failed Append never touches the tail a saved handle names) and records it
+// in st.
+func (m *multipart) newTail(ctx context.Context, st *handleState, data []byte) error {
 	st.Seq++
-	if filled > 0 {
+	if len(data) > 0 {
 		sse, kms := m.d.sse()
 		_, err := m.d.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq)),
-			Body: bytes.NewReader(buf[:filled]), ContentLength: aws.Int64(int64(filled)),
+			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
 			ServerSideEncryption: sse, SSEKMSKeyId: kms,
 		})
 		if err != nil {
-			return took, m.fail("append", err)
+			return err
 		}
 	}
-	st.TailSize = int64(filled)
-	st.Size += took
-	m.st = st
-
+	st.TailSize = int64(len(data))
 	// The tail before the one we started from is in no handle the caller
 	// can still hold (it saves one after each Append); ours is kept in case
 	// saving the new handle fails. Leftovers go at Commit or Abort.
@@ -240,7 +275,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 			m.d.logger.Debug("deleting an old multipart tail", "key", st.Key, "error", err)
 		}
 	}
-	return took, nil
+	return nil
 }
 
 // tailToPart turns the tail into the next part, on the server.

@@ -36,6 +36,10 @@ import (
 	"github.com/stratus-registry/stratus/storage"
 )
 
+// smallBufSize is the buffer of appends small enough to stay in the tail;
+// below MinPartSize, so a small append is never a part by itself.
+const smallBufSize = 1 << 20
+
 // internalDir holds the driver's own objects, below the root directory.
 const internalDir = "_stratus/"
 
@@ -54,6 +58,8 @@ type Driver struct {
 	// bufs recycles part buffers (cfg.PartSize bytes each) between
 	// uploads, so that 1 MiB PATCHes do not allocate 8 MiB apiece.
 	bufs sync.Pool
+	// smallBufs serve appends that fit in smallBufSize.
+	smallBufs sync.Pool
 
 	// cond records whether the server honours If-None-Match on writes,
 	// learnt by a probe on the first create-only Put.
@@ -160,6 +166,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) 
 	partSize := int(cfg.PartSize)
 	d.bufs.New = func() any {
 		b := make([]byte, partSize)
+		return &b
+	}
+	d.smallBufs.New = func() any {
+		b := make([]byte, smallBufSize)
 		return &b
 	}
 	return d, nil
