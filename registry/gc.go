@@ -100,10 +100,12 @@ type collector struct {
 	// cutoff = markStart - grace: pins and writes after it protect.
 	markStart, cutoff time.Time
 
-	mu       sync.Mutex
-	report   *GCReport
-	live     map[Digest]struct{} // blobs referenced by live manifests
-	liveData map[string]struct{} // data objects referenced by blob records
+	mu     sync.Mutex
+	report *GCReport
+	// lastProgress is when progress was last logged (long passes).
+	lastProgress time.Time
+	live         map[Digest]struct{} // blobs referenced by live manifests
+	liveData     map[string]struct{} // data objects referenced by blob records
 }
 
 // clock is implemented by lock stores that can tell the shared time (Redis
@@ -162,7 +164,7 @@ func (g *Registry) RunGC(ctx context.Context, dryRun bool) (*GCReport, error) {
 	}
 	c := &collector{
 		g: g, cfg: g.cfg.GC, dryRun: dryRun,
-		markStart: now, cutoff: now.Add(-g.cfg.GC.Grace),
+		markStart: now, cutoff: now.Add(-g.cfg.GC.Grace), lastProgress: time.Now(),
 		live: map[Digest]struct{}{}, liveData: map[string]struct{}{},
 		report: &GCReport{Started: now.UTC(), DryRun: dryRun, Policy: GCPolicyState{
 			GraceSeconds: g.cfg.GC.Grace.Seconds(), Untagged: g.cfg.GC.Untagged, KeepReferrers: *g.cfg.GC.KeepReferrers,
@@ -204,6 +206,7 @@ func (c *collector) run(ctx context.Context) error {
 			if err := c.collectRepo(ctx, name); err != nil {
 				return fmt.Errorf("repository %s: %w", name, err)
 			}
+			c.progress("mark", "repository", name)
 		}
 		return nil
 	})
@@ -482,6 +485,23 @@ func (c *collector) readManifests(ctx context.Context, name string, ds []Digest)
 	return out, eg.Wait()
 }
 
+// progressEvery is how often a long pass logs where it is.
+const progressEvery = 30 * time.Second
+
+func (c *collector) progress(phase string, attrs ...any) {
+	if time.Since(c.lastProgress) < progressEvery {
+		return
+	}
+	c.lastProgress = time.Now()
+	c.mu.Lock()
+	r := *c.report
+	c.mu.Unlock()
+	c.g.logger.Info("gc: progress", append([]any{"phase", phase, "repositories", r.Repositories,
+		"manifests_examined", r.ManifestsExamined, "manifests_deleted", r.ManifestsDeleted,
+		"blobs_examined", r.BlobsExamined, "blobs_deleted", r.BlobsDeleted, "bytes_reclaimed", r.BytesReclaimed,
+		"kept_by_pin", r.KeptByPin}, attrs...)...)
+}
+
 func (c *collector) keptYoung(object string) {
 	c.mu.Lock()
 	c.report.KeptYoung++
@@ -655,6 +675,7 @@ func (c *collector) sweepBlobs(ctx context.Context) error {
 		c.report.BlobsDeleted += n
 		c.report.BytesReclaimed += reclaimed
 		c.mu.Unlock()
+		c.progress("sweep", "last_key", objs[len(objs)-1].Key)
 		return nil
 	})
 }
