@@ -243,6 +243,12 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 func writeFile(ctx context.Context, f *os.File, r io.Reader) (fs.FileInfo, error) {
 	// Hiding f's ReaderFrom keeps the copy on our bounded buffer.
 	_, err := io.CopyBuffer(struct{ io.Writer }{f}, storage.ContextReader(ctx, r), make([]byte, copyBuffer))
+	return finishFile(f, err)
+}
+
+// finishFile ends a write to f that so far returned err: it stamps the
+// mtime, fsyncs, stats and closes f (closing it in every case).
+func finishFile(f *os.File, err error) (fs.FileInfo, error) {
 	if err == nil {
 		err = stampAndSync(f)
 	}

@@ -144,17 +144,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 	if err != nil {
 		return storage.Info{}, opErr("commit", m.h.Key, translate(err))
 	}
-	err = f.Truncate(m.h.Size)
-	if err == nil {
-		err = stampAndSync(f)
-	}
-	var fi fs.FileInfo
-	if err == nil {
-		fi, err = f.Stat()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	fi, err := finishFile(f, f.Truncate(m.h.Size))
 	if err != nil {
 		return storage.Info{}, opErr("commit", m.h.Key, err)
 	}
