@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -489,5 +491,60 @@ func TestConcurrentWritersOneSession(t *testing.T) {
 		}
 		d := sha(chunk)
 		tr.expect(tr.do("PUT", loc+"?digest="+d, nil), 201, "")
+	}
+}
+
+// TestTruncatedChunk: a client that announces more bytes than it sends gets
+// a 400 with the range to resume from, and the upload stays where it was.
+func TestTruncatedChunk(t *testing.T) {
+	tr := newTestRegistry(t)
+	r := tr.do("POST", "/v2/cut/blobs/uploads/", nil)
+	loc := r.header.Get("Location")
+	tr.expect(tr.do("PATCH", loc, []byte("0123456789"), "Content-Range", "0-9"), 202, "")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tr.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nContent-Range: 10-109\r\n\r\n%s", loc, strings.Repeat("a", 40))
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 400 || !strings.Contains(string(body), codeBlobUploadInvalid) || res.Header.Get("Range") != "0-9" {
+		t.Fatalf("truncated chunk: %d %v %s", res.StatusCode, res.Header, body)
+	}
+	if got := tr.do("GET", loc, nil).header.Get("Range"); got != "0-9" {
+		t.Fatalf("upload moved to %q after a truncated chunk", got)
+	}
+	tr.expect(tr.do("PATCH", loc, []byte("abc"), "Content-Range", "10-12"), 202, "")
+
+	// The same for a monolithic upload and a manifest: 400, nothing stored.
+	before := tr.keys()
+	for _, path := range []string{"/v2/cut/blobs/uploads/?digest=" + sha([]byte(strings.Repeat("b", 100))), "/v2/cut/manifests/v1"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(tr.srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		method := "POST"
+		if strings.Contains(path, "manifests") {
+			method = "PUT"
+		}
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 100\r\n\r\n%s", method, path, mtOCIManifest, strings.Repeat("b", 40))
+		conn.(*net.TCPConn).CloseWrite()
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 400 {
+			t.Errorf("truncated %s %s: %d", method, path, res.StatusCode)
+		}
+	}
+	if after := tr.keys(); !slices.Equal(before, after) {
+		t.Fatalf("a truncated request stored something: %v", after)
 	}
 }

@@ -124,7 +124,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("reading manifest: %w", err)
+		return newError(http.StatusBadRequest, codeManifestInvalid, "reading the manifest failed: %v", err)
 	}
 	if int64(len(body)) > limit {
 		return newError(http.StatusRequestEntityTooLarge, codeManifestInvalid, "manifest exceeds the limit of %s", g.cfg.MaxManifestSize)

@@ -180,8 +180,12 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 	h, _ := newHash(d.Alg)
 	id := newUploadID()
 	key := dataKey(id)
-	info, err := g.store.Put(ctx, key, io.TeeReader(r.Body, h), storage.PutOptions{Size: r.ContentLength})
+	body := &clientBody{r: r.Body}
+	info, err := g.store.Put(ctx, key, io.TeeReader(body, h), storage.PutOptions{Size: r.ContentLength})
 	if err != nil {
+		if body.err != nil {
+			return newError(http.StatusBadRequest, codeBlobUploadInvalid, "reading the blob failed after %d bytes: %v", body.n, body.err)
+		}
 		return err
 	}
 	if got := digestOf(h, d.Alg); got != d {
@@ -396,9 +400,14 @@ func (wr *writer) appendChunk(ctx context.Context, r *http.Request, alg string) 
 	if err != nil {
 		return err
 	}
-	n, err := mp.Append(ctx, io.TeeReader(r.Body, h))
+	body := &clientBody{r: r.Body}
+	n, err := mp.Append(ctx, io.TeeReader(body, h))
 	if err != nil {
 		wr.mp = nil // discard: resume from the saved handle next time
+		if body.err != nil {
+			return newError(http.StatusBadRequest, codeBlobUploadInvalid, "reading the chunk failed after %d bytes: %v; resend it from byte %d", body.n, body.err, wr.s.Offset).
+				withHeader("Range", rangeHeader(wr.s.Offset))
+		}
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return fmt.Errorf("%w (%v)", err, cause)
 		}
@@ -605,3 +614,20 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 }
 
 func bytesReader(s string) io.Reader { return strings.NewReader(s) }
+
+// clientBody remembers why reading a request body failed, so that a client
+// that sends less than it announced gets a 400, not a storage 5xx.
+type clientBody struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
