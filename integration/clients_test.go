@@ -48,32 +48,41 @@ func ref(t *testing.T, srv *server, s string) name.Reference {
 // the compressed stream actually served.
 func layersEqual(t *testing.T, want, got v1.Image) {
 	t.Helper()
+	if err := sameLayers(want, got); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameLayers is layersEqual for goroutines, which must not call t.Fatal.
+func sameLayers(want, got v1.Image) error {
 	wl, err := want.Layers()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	gl, err := got.Layers()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if len(wl) != len(gl) {
-		t.Fatalf("layers: pushed %d, pulled %d", len(wl), len(gl))
+		return fmt.Errorf("layers: pushed %d, pulled %d", len(wl), len(gl))
 	}
 	for i := range wl {
 		wd, _ := wl[i].Digest()
 		rc, err := gl[i].Compressed()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		h := sha256.New()
-		if _, err := io.Copy(h, rc); err != nil {
-			t.Fatal(err)
-		}
+		_, err = io.Copy(h, rc)
 		rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
+		}
 		if gotHex := hex.EncodeToString(h.Sum(nil)); gotHex != wd.Hex {
-			t.Errorf("layer %d: pulled bytes hash to %s, pushed %s", i, gotHex, wd.Hex)
+			return fmt.Errorf("layer %d: pulled bytes hash to %s, pushed %s", i, gotHex, wd.Hex)
 		}
 	}
+	return nil
 }
 
 func TestGGCRImagesAndIndexes(t *testing.T) {

@@ -203,6 +203,20 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 		}
 		return "", nil
 	}
+	// settle resolves an operation cut off by the end of the workload: the
+	// server may or may not have applied it, so ask it what the tags are.
+	settle := func(refs map[string]v1.Image) {
+		for r, img := range refs {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err := remote.Head(refOf(r), remote.WithContext(sctx))
+			cancel()
+			if err == nil {
+				model[r] = img
+			} else {
+				delete(model, r)
+			}
+		}
+	}
 	for ctx.Err() == nil {
 		n++
 		switch op := rng.IntN(10); {
@@ -219,10 +233,12 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 			}
 			r := fmt.Sprintf("%s:w%d-%d", repoOf(rng.IntN(stressRepos)), w, n)
 			if err := remote.Write(refOf(r), img, remote.WithContext(ctx)); err != nil {
-				if ctx.Err() == nil {
-					c.pushFailed.Add(1)
-					t.Logf("push %s failed (not acknowledged): %v", r, err)
+				if ctx.Err() != nil {
+					settle(map[string]v1.Image{r: img})
+					return
 				}
+				c.pushFailed.Add(1)
+				t.Logf("push %s failed (not acknowledged): %v", r, err)
 				continue
 			}
 			c.pushed.Add(1)
@@ -239,7 +255,9 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 			nr := fmt.Sprintf("%s:w%d-%d", strings.Split(r, ":")[0], w, n)
 			tag, _ := name.NewTag(refOf(nr).String(), name.Insecure)
 			if err := remote.Tag(tag, desc, remote.WithContext(ctx)); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() != nil {
+					settle(map[string]v1.Image{nr: img})
+				} else {
 					t.Errorf("tag %s: %v", nr, err)
 				}
 				return
@@ -247,9 +265,11 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 			c.retagged.Add(1)
 			model[nr] = img
 		case op < 6: // delete a tag
-			r, _ := pick()
+			r, img := pick()
 			if err := remote.Delete(refOf(r), remote.WithContext(ctx)); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() != nil {
+					settle(map[string]v1.Image{r: img})
+				} else {
 					t.Errorf("delete tag %s: %v", r, err)
 				}
 				return
@@ -262,7 +282,15 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 			repo := strings.Split(r, ":")[0]
 			dref, _ := name.NewDigest(refOf(repo).String()+"@"+d.String(), name.Insecure)
 			if err := remote.Delete(dref, remote.WithContext(ctx)); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() != nil {
+					affected := map[string]v1.Image{}
+					for mr, mi := range model {
+						if md, _ := mi.Digest(); md == d && strings.HasPrefix(mr, repo+":") {
+							affected[mr] = mi
+						}
+					}
+					settle(affected)
+				} else {
 					t.Errorf("delete manifest %s: %v", dref, err)
 				}
 				return
@@ -299,14 +327,18 @@ func stressWorker(ctx context.Context, t *testing.T, w int, refOf func(string) n
 			}
 		default: // pull and verify
 			r, img := pick()
-			got, err := remote.Image(refOf(r), remote.WithContext(ctx))
+			// Its own deadline: a pull that started must finish and be
+			// verified even if the workload's time runs out meanwhile.
+			pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			got, err := remote.Image(refOf(r), remote.WithContext(pctx))
+			if err == nil {
+				err = sameLayers(img, got)
+			}
+			cancel()
 			if err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("LOST: pull of acknowledged %s: %v", r, err)
-				}
+				t.Errorf("LOST: pull of acknowledged %s: %v", r, err)
 				return
 			}
-			layersEqual(t, img, got)
 			c.pulled.Add(1)
 		}
 	}
