@@ -339,6 +339,9 @@ func TestRedisRestartMidWorkload(t *testing.T) {
 				}
 				r := fmt.Sprintf("steady/w%d:i%d", w, i)
 				err = remote.Write(c.ref(t, r), img, remote.WithContext(ctx), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
+				if err != nil && ctx.Err() != nil {
+					return // cut off by the test's own deadline, not by the registry
+				}
 				mu.Lock()
 				if err == nil {
 					acked = append(acked, pushed{r, img})
