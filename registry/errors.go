@@ -55,6 +55,12 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.Cause }
 
+// hasCode reports whether err is an *apiError with the given code.
+func hasCode(err error, code string) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
 func newError(status int, code, format string, args ...any) *apiError {
 	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }

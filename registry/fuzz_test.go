@@ -109,8 +109,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ct, body string) {
 		pm, err := parseManifest(ct, []byte(body))
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Code != codeManifestInvalid {
+			if !hasCode(err, codeManifestInvalid) {
 				t.Fatalf("error %v is not MANIFEST_INVALID", err)
 			}
 			return

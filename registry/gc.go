@@ -467,8 +467,7 @@ func (c *collector) readManifests(ctx context.Context, name string, ds []Digest)
 		eg.Go(func() error {
 			mt, body, err := c.g.readManifest(ectx, name, d)
 			if err != nil {
-				var ae *apiError
-				if errors.As(err, &ae) && ae.Code == codeManifestUnknown {
+				if hasCode(err, codeManifestUnknown) {
 					return nil
 				}
 				return err

@@ -85,8 +85,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	mt, body, err := g.readManifest(ctx, rt.name, d)
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeManifestUnknown {
+		if hasCode(err, codeManifestUnknown) {
 			return errManifestUnknown(ref.String())
 		}
 		return err
@@ -210,8 +209,7 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 		what = "child manifest"
 	}
 	if err := g.pin(ctx, ref.Digest, true); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+		if hasCode(err, codeBlobUnknown) {
 			return missing(what)
 		}
 		return err
@@ -227,8 +225,7 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 	}
 	rec, err := g.servable(ctx, name, ref.Digest)
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+		if hasCode(err, codeBlobUnknown) {
 			return missing("blob")
 		}
 		return err

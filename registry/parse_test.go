@@ -217,8 +217,7 @@ func TestParseManifest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pm, err := parseManifest(tc.ct, []byte(tc.body))
 			if tc.wantErr {
-				var ae *apiError
-				if !errors.As(err, &ae) || ae.Code != codeManifestInvalid {
+				if !hasCode(err, codeManifestInvalid) {
 					t.Fatalf("err = %v, want MANIFEST_INVALID", err)
 				}
 				return

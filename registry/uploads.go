@@ -155,15 +155,13 @@ func (g *Registry) mount(ctx context.Context, name, from string, d Digest) (bool
 		return false, nil
 	}
 	if err := g.pin(ctx, d, true); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+		if hasCode(err, codeBlobUnknown) {
 			return false, nil
 		}
 		return false, err
 	}
 	if _, err := g.servable(ctx, from, d); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+		if hasCode(err, codeBlobUnknown) {
 			return false, nil
 		}
 		return false, err
@@ -240,8 +238,7 @@ func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key st
 // the write is refused with a retryable 503.
 func (g *Registry) pinForCommit(ctx context.Context, d Digest) error {
 	err := g.pin(ctx, d, true)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.Code == codeBlobUnknown {
+	if hasCode(err, codeBlobUnknown) {
 		return newError(http.StatusServiceUnavailable, codeUnavailable, "blob %s is being garbage-collected; retry shortly", d).
 			withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
