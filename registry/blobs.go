@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/storage"
@@ -24,9 +23,6 @@ type blobRecord struct {
 
 // maxRecordSize bounds what is read back as a record or link.
 const maxRecordSize = 4096
-
-// redirectTTL is how long a presigned pull URL stays valid.
-const redirectTTL = 20 * time.Minute
 
 func errBlobUnknown(d Digest) *apiError {
 	return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not known to this repository", d).
@@ -62,13 +58,40 @@ func (g *Registry) servable(ctx context.Context, name string, d Digest) (blobRec
 	return rec, err
 }
 
+// Pins and claims (design.md §6) are scoped to what a deletion removes:
+//   - the digest itself ("sha256:..."): only the sweep that deletes the
+//     global blob record and its data claims it;
+//   - a link or manifest key ("repos/<name>/_links/..."): GC claims the key
+//     when it unlinks a blob from, or deletes a manifest in, one repository.
+// So unlinking a shared layer from one repository never makes it unknown in
+// another. A request pins every scope it relies on.
+
 // pin records that a client is being told d exists (design.md §6). A
 // digest that GC is deleting is reported as unknown. When the lock store is
 // down, reads go on unpinned (GC cannot run either); writes pass
 // required=true and fail with 503.
 func (g *Registry) pin(ctx context.Context, d Digest, required bool) error {
-	err := g.locks.Pin(ctx, d.String())
-	g.hookPin(d.String(), err)
+	return g.pinScope(ctx, d.String(), d, required)
+}
+
+// pinLink pins d both globally and as linked in repository name: what a
+// request relies on when it serves, mounts or references a blob there.
+func (g *Registry) pinLink(ctx context.Context, name string, d Digest, required bool) error {
+	if err := g.pinScope(ctx, linkKey(name, d), d, required); err != nil {
+		return err
+	}
+	return g.pin(ctx, d, required)
+}
+
+// pinManifest pins manifest d of repository name (GC claims manifests per
+// repository).
+func (g *Registry) pinManifest(ctx context.Context, name string, d Digest, required bool) error {
+	return g.pinScope(ctx, manifestKey(name, d), d, required)
+}
+
+func (g *Registry) pinScope(ctx context.Context, key string, d Digest, required bool) error {
+	err := g.locks.Pin(ctx, key)
+	g.hookPin(key, err)
 	if errors.Is(err, locking.ErrDeleting) {
 		g.stats.pinsRefused.Add(1)
 	}
@@ -78,7 +101,7 @@ func (g *Registry) pin(ctx context.Context, d Digest, required bool) error {
 	case errors.Is(err, locking.ErrDeleting):
 		return errBlobUnknown(d)
 	case !required && !errors.Is(err, context.Canceled):
-		g.logger.Warn("pin failed; serving the read anyway", "digest", d.String(), "err", err)
+		g.logger.Warn("pin failed; serving the read anyway", "key", key, "err", err)
 		return nil
 	}
 	return err
@@ -125,7 +148,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	if err := g.pin(ctx, d, false); err != nil {
+	if err := g.pinLink(ctx, rt.name, d, false); err != nil {
 		return err
 	}
 	rec, err := g.servable(ctx, rt.name, d)
@@ -155,7 +178,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 		br, readLen = byteRange{start: 0, length: rec.Size}, -1
 	}
 	if signer, ok := g.store.(storage.URLSigner); ok {
-		u, err := signer.SignedURL(ctx, rec.Data, redirectTTL)
+		u, err := signer.SignedURL(ctx, rec.Data, 0) // 0: the driver's configured expiry
 		switch {
 		case err == nil:
 			h.Set("Location", u)

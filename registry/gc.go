@@ -439,7 +439,10 @@ func (c *collector) collectRepo(ctx context.Context, name string) error {
 			}
 			doomed = append(doomed, d)
 		}
-		deleted, err := c.claimAndDelete(ctx, doomed, func(d Digest) []string { return []string{linkKey(name, d)} },
+		// Claimed per repository: the claim hides d in this repository
+		// only, while other repositories go on serving it.
+		deleted, err := c.claimAndDelete(ctx, doomed, func(d Digest) string { return linkKey(name, d) },
+			func(d Digest) []string { return []string{linkKey(name, d)} },
 			"link "+name+"@", "no live manifest of "+name+" references it")
 		n := len(deleted)
 		remaining += len(doomed) - n
@@ -508,10 +511,11 @@ func (c *collector) keptYoung(object string) {
 	c.decide(object, "keep", "younger than the grace period")
 }
 
-// claimAndDelete claims each digest, deletes the keys keysOf gives for the
-// claimed ones in batches, and releases the claims. It returns the digests
-// it deleted (or would, in a dry run).
-func (c *collector) claimAndDelete(ctx context.Context, ds []Digest, keysOf func(Digest) []string, what, reason string) ([]Digest, error) {
+// claimAndDelete claims each digest under the scope claimOf names (the
+// digest itself, or the one link or manifest key being removed), deletes
+// the keys keysOf gives for the claimed ones in batches, and releases the
+// claims. It returns the digests it deleted (or would, in a dry run).
+func (c *collector) claimAndDelete(ctx context.Context, ds []Digest, claimOf func(Digest) string, keysOf func(Digest) []string, what, reason string) ([]Digest, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -526,8 +530,8 @@ func (c *collector) claimAndDelete(ctx context.Context, ds []Digest, keysOf func
 	eg.SetLimit(c.cfg.Concurrency)
 	for i, d := range ds {
 		eg.Go(func() error {
-			ok, err := c.g.locks.Claim(ectx, d.String(), c.cutoff, claimTTL)
-			c.g.hookClaim(d.String(), ok)
+			ok, err := c.g.locks.Claim(ectx, claimOf(d), c.cutoff, claimTTL)
+			c.g.hookClaim(claimOf(d), ok)
 			claimed[i] = ok
 			return err
 		})
@@ -549,8 +553,8 @@ func (c *collector) claimAndDelete(ctx context.Context, ds []Digest, keysOf func
 		err = c.deleteKeys(ctx, keys)
 	}
 	for _, d := range got {
-		if uerr := c.g.locks.Unclaim(context.WithoutCancel(ctx), d.String()); uerr != nil {
-			c.g.logger.Warn("gc: unclaim failed; the claim expires on its own", "digest", d.String(), "err", uerr)
+		if uerr := c.g.locks.Unclaim(context.WithoutCancel(ctx), claimOf(d)); uerr != nil {
+			c.g.logger.Warn("gc: unclaim failed; the claim expires on its own", "claim", claimOf(d), "err", uerr)
 		}
 	}
 	if err != nil {
@@ -586,7 +590,8 @@ func (c *collector) deleteManifest(ctx context.Context, name string, d Digest) e
 	if c.cfg.Untagged == "delete" {
 		reason = fmt.Sprintf("untagged and older than %s", c.cfg.UntaggedAge)
 	}
-	deleted, err := c.claimAndDelete(ctx, []Digest{d}, func(Digest) []string { return keys }, "manifest "+name+"@", reason)
+	deleted, err := c.claimAndDelete(ctx, []Digest{d}, func(Digest) string { return manifestKey(name, d) },
+		func(Digest) []string { return keys }, "manifest "+name+"@", reason)
 	c.mu.Lock()
 	c.report.ManifestsDeleted += len(deleted)
 	c.mu.Unlock()
@@ -650,7 +655,9 @@ func (c *collector) sweepBlobs(ctx context.Context) error {
 		}
 		// Records go before data: a crash in between leaves an orphaned
 		// data object (collected later), never a record without bytes.
-		deleted, err := c.claimAndDelete(ctx, doomed, func(d Digest) []string {
+		// Only here, where no repository needs d any more, is the digest
+		// itself claimed.
+		deleted, err := c.claimAndDelete(ctx, doomed, Digest.String, func(d Digest) []string {
 			return []string{blobRecordKey(d)}
 		}, "blob ", "no live manifest references it")
 		if err != nil {

@@ -143,7 +143,10 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	// Pin the manifest itself: re-pushing (or tagging) a manifest that GC
 	// is about to delete as untagged must either stop GC or fail here.
-	if err := g.pinForCommit(ctx, d); err != nil {
+	if err := g.pinManifest(ctx, rt.name, d, true); err != nil {
+		if hasCode(err, codeBlobUnknown) {
+			return errBeingCollected(d)
+		}
 		return err
 	}
 	if err := g.checkReferences(ctx, rt.name, pm); err != nil {
@@ -208,7 +211,11 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 	if ref.Manifest {
 		what = "child manifest"
 	}
-	if err := g.pin(ctx, ref.Digest, true); err != nil {
+	pin := g.pinLink
+	if ref.Manifest {
+		pin = g.pinManifest
+	}
+	if err := pin(ctx, name, ref.Digest, true); err != nil {
 		if hasCode(err, codeBlobUnknown) {
 			return missing(what)
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stratus-registry/stratus/locking"
@@ -34,6 +35,12 @@ type session struct {
 	// Hash is the marshalled hash state after Offset bytes.
 	Hash    []byte    `json:"hash,omitempty"`
 	Created time.Time `json:"created"`
+	// Committed is the digest whose bytes the multipart write committed to
+	// the upload's data key. A final PUT that failed after the commit (a
+	// record or link write that timed out) is retried from here: the
+	// retry writes the record and link again instead of finding the
+	// multipart write gone and answering 404.
+	Committed string `json:"committed,omitempty"`
 }
 
 func errUploadUnknown(id string) *apiError {
@@ -154,9 +161,16 @@ func (g *Registry) mount(ctx context.Context, name, from string, d Digest) (bool
 	if from == "" || !validName(from) {
 		return false, nil
 	}
-	if err := g.pin(ctx, d, true); err != nil {
+	if err := g.pinLink(ctx, from, d, true); err != nil {
 		if hasCode(err, codeBlobUnknown) {
 			return false, nil
+		}
+		return false, err
+	}
+	// The new link too: GC may be removing an old link of d from name.
+	if err := g.pinScope(ctx, linkKey(name, d), d, true); err != nil {
+		if hasCode(err, codeBlobUnknown) {
+			return false, errBeingCollected(d)
 		}
 		return false, err
 	}
@@ -190,8 +204,11 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		g.deleteQuietly(ctx, key)
 		return errDigestMismatch(d, got)
 	}
+	// A failed commit leaves the data object alone: the record write may
+	// have been applied with its answer lost, and then the record points at
+	// it. commitBlob itself removes the data when it knows another upload
+	// won; otherwise GC's orphan sweep does, once no record names it.
 	if err := g.commitBlob(ctx, name, d, key, info.Size); err != nil {
-		g.deleteQuietly(ctx, key)
 		return err
 	}
 	w.Header().Set("Location", blobLocation(name, d))
@@ -207,8 +224,14 @@ func errDigestMismatch(want, got Digest) *apiError {
 
 // commitBlob makes dataKey the bytes of d and links d into name. It is the
 // O(1) commit: one create-only record write, however large the blob.
-// The pin comes first so a concurrent GC cannot claim d between our record
-// check and the link.
+// The pins come first so a concurrent GC cannot claim d, the data key or
+// the new link between our record check and the link.
+//
+// It is idempotent (docs/architecture.md, "Retries"): a record write that
+// the store applied but whose answer was lost comes back from the retry as
+// ErrExists, and reading the record back shows it names our data key, so
+// the commit succeeds. Only a record naming another data key means another
+// upload of d won; ours is then deleted.
 func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key string, size int64) error {
 	if err := g.pinForCommit(ctx, d); err != nil {
 		return err
@@ -219,19 +242,37 @@ func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key st
 	if err := g.pinKey(ctx, key); err != nil {
 		return err
 	}
+	if err := g.pinScope(ctx, linkKey(name, d), d, true); err != nil {
+		if hasCode(err, codeBlobUnknown) {
+			return errBeingCollected(d)
+		}
+		return err
+	}
 	rec, _ := json.Marshal(blobRecord{Data: key, Size: size})
 	_, err := g.store.Put(ctx, blobRecordKey(d), bytesReader(string(rec)), storage.PutOptions{CreateOnly: true, Size: int64(len(rec))})
 	switch {
 	case errors.Is(err, storage.ErrExists):
-		// Someone committed the same digest first; theirs stays, ours goes.
-		if _, rerr := g.readRecord(ctx, d); rerr != nil {
-			return fmt.Errorf("blob %s: record exists but is unreadable: %w", d, rerr)
+		existing, rerr := g.readRecord(ctx, d)
+		if rerr != nil {
+			// Unknown whose record it is: keep our data (GC removes it if
+			// it is nobody's) and let the client retry.
+			return fmt.Errorf("blob %s: record exists but reading it back failed: %w", d, rerr)
 		}
-		g.deleteQuietly(ctx, key)
+		if existing.Data != key {
+			// Another upload of d committed first; theirs stays, ours goes.
+			g.deleteQuietly(ctx, key)
+		}
 	case err != nil:
 		return err
 	}
 	return g.link(ctx, name, d)
+}
+
+// errBeingCollected is the retryable answer to a write of d that races GC
+// deleting an older copy of it.
+func errBeingCollected(d Digest) *apiError {
+	return newError(http.StatusServiceUnavailable, codeUnavailable, "blob %s is being garbage-collected; retry shortly", d).
+		withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
 }
 
 // pinForCommit pins d for a write; while GC is removing an older copy of d
@@ -239,8 +280,7 @@ func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key st
 func (g *Registry) pinForCommit(ctx context.Context, d Digest) error {
 	err := g.pin(ctx, d, true)
 	if hasCode(err, codeBlobUnknown) {
-		return newError(http.StatusServiceUnavailable, codeUnavailable, "blob %s is being garbage-collected; retry shortly", d).
-			withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
+		return errBeingCollected(d)
 	}
 	return err
 }
@@ -254,9 +294,12 @@ func (g *Registry) deleteQuietly(ctx context.Context, key string) {
 // writer is one request's hold on an upload: the lease, the session as of
 // the lease, and the resumed multipart writer.
 type writer struct {
-	g     *Registry
-	id    string
-	name  string
+	g    *Registry
+	id   string
+	name string
+	// mu guards lease, which the renewal goroutine replaces while the
+	// request saves the session with it.
+	mu    sync.Mutex
 	lease locking.Lease
 	s     *session
 	mp    storage.Multipart
@@ -306,12 +349,14 @@ func (g *Registry) acquireWriter(ctx context.Context, name, id string) (*writer,
 			case <-done:
 				return
 			case <-t.C:
-				l, err := g.locks.Renew(wctx, wr.lease, g.cfg.LeaseTTL)
+				l, err := g.locks.Renew(wctx, wr.currentLease(), g.cfg.LeaseTTL)
 				if err != nil {
 					cancel(fmt.Errorf("upload lease lost: %w", err))
 					return
 				}
+				wr.mu.Lock()
 				wr.lease = l
+				wr.mu.Unlock()
 			}
 		}
 	}()
@@ -329,9 +374,15 @@ func (g *Registry) acquireWriter(ctx context.Context, name, id string) (*writer,
 	return wr, wctx, nil
 }
 
+func (wr *writer) currentLease() locking.Lease {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return wr.lease
+}
+
 func (wr *writer) release(ctx context.Context) {
 	wr.stop()
-	if err := wr.g.locks.Release(context.WithoutCancel(ctx), wr.lease); err != nil && !errors.Is(err, locking.ErrLost) {
+	if err := wr.g.locks.Release(context.WithoutCancel(ctx), wr.currentLease()); err != nil && !errors.Is(err, locking.ErrLost) {
 		wr.g.logger.Warn("releasing upload lease", "upload", wr.id, "err", err)
 	}
 }
@@ -448,7 +499,7 @@ func (wr *writer) save(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	err = wr.g.locks.Update(ctx, wr.lease, wr.id, rec, wr.g.cfg.UploadTTL)
+	err = wr.g.locks.Update(ctx, wr.currentLease(), wr.id, rec, wr.g.cfg.UploadTTL)
 	switch {
 	case errors.Is(err, locking.ErrLost):
 		return newError(http.StatusConflict, codeBlobUploadInvalid, "upload %s was taken over by another request; check its status and resume", wr.id)
@@ -485,8 +536,17 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route) e
 		return err
 	}
 	defer wr.release(r.Context())
-	if err := wr.appendChunk(ctx, r, d.Alg); err != nil {
-		return err
+	switch {
+	case wr.s.Committed != "":
+		// A retry of a PUT that committed the bytes and then failed: the
+		// chunk it carries, if any, is already in.
+	case wr.holdsWholeBlob(d):
+		// A retry of a PUT whose final chunk was saved before a later step
+		// failed: appending it again would corrupt the blob.
+	default:
+		if err := wr.appendChunk(ctx, r, d.Alg); err != nil {
+			return err
+		}
 	}
 	if err := wr.finish(ctx, d); err != nil {
 		return err
@@ -497,11 +557,37 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route) e
 	return nil
 }
 
+// holdsWholeBlob reports whether the bytes accepted so far already hash to
+// d, so that a body on the final PUT can only be a resend of the last chunk
+// (anything else would need a SHA-256 collision).
+func (wr *writer) holdsWholeBlob(d Digest) bool {
+	if wr.s.Offset == 0 || wr.s.Alg != d.Alg {
+		return false
+	}
+	h, err := wr.hasher()
+	return err == nil && digestOf(h, d.Alg) == d
+}
+
 // finish verifies the digest from the saved hash state (no re-read, except
 // for a client that hashed with another algorithm than the one announced),
 // commits the multipart write and the blob record, and ends the session.
+// Every step can be repeated by a retried PUT: the session remembers a
+// commit, and a commit whose answer was lost is recognised by the data
+// object being there with the session's size.
 func (wr *writer) finish(ctx context.Context, d Digest) error {
 	g := wr.g
+	key := dataKey(wr.id)
+	if wr.s.Committed != "" {
+		if wr.s.Committed != d.String() {
+			got, _ := ParseDigest(wr.s.Committed)
+			return errDigestMismatch(d, got)
+		}
+		if err := g.commitBlob(ctx, wr.name, d, key, wr.s.Offset); err != nil {
+			return err
+		}
+		g.endSession(ctx, wr.id)
+		return nil
+	}
 	verified := false
 	if wr.s.Alg == d.Alg || wr.s.Alg == "" && d.Alg == "sha256" {
 		h, err := wr.hasher()
@@ -513,23 +599,18 @@ func (wr *writer) finish(ctx context.Context, d Digest) error {
 		}
 		verified = true
 	}
-	mp, err := wr.multipart(ctx)
-	if err != nil {
-		return err
-	}
 	// Pin before Commit: if GC is deleting this digest or data key, the
 	// upload stays resumable and the client retries the PUT.
 	if err := g.pinForCommit(ctx, d); err != nil {
 		return err
 	}
-	if err := g.pinKey(ctx, dataKey(wr.id)); err != nil {
+	if err := g.pinKey(ctx, key); err != nil {
 		return err
 	}
-	info, err := mp.Commit(ctx)
+	info, err := wr.commitData(ctx)
 	if err != nil {
 		return err
 	}
-	key := dataKey(wr.id)
 	if info.Size != wr.s.Offset {
 		g.deleteQuietly(ctx, key)
 		return fmt.Errorf("upload %s: committed %d bytes, session says %d", wr.id, info.Size, wr.s.Offset)
@@ -545,11 +626,53 @@ func (wr *writer) finish(ctx context.Context, d Digest) error {
 			return errDigestMismatch(d, got)
 		}
 	}
+	wr.markCommitted(ctx, d)
 	if err := g.commitBlob(ctx, wr.name, d, key, info.Size); err != nil {
 		return err
 	}
 	g.endSession(ctx, wr.id)
 	return nil
+}
+
+// commitData commits the multipart write. When the write is gone (resume
+// or completion finds no upload), an earlier attempt may have committed it
+// with its answer lost: the data object then exists with the session's
+// size, because nothing else ever writes this upload's data key.
+func (wr *writer) commitData(ctx context.Context) (storage.Info, error) {
+	mp, err := wr.multipart(ctx)
+	if err == nil {
+		var info storage.Info
+		info, err = mp.Commit(ctx)
+		if err == nil {
+			return info, nil
+		}
+		wr.mp = nil
+	}
+	if !hasCode(err, codeBlobUploadUnknown) && !errors.Is(err, storage.ErrHandleExpired) && !errors.Is(err, storage.ErrNotFound) {
+		return storage.Info{}, err
+	}
+	info, serr := wr.g.store.Stat(ctx, dataKey(wr.id))
+	if serr != nil || info.Size != wr.s.Offset {
+		if serr != nil && !errors.Is(serr, storage.ErrNotFound) {
+			return storage.Info{}, serr
+		}
+		return storage.Info{}, err
+	}
+	wr.g.logger.Info("upload was committed by an earlier attempt whose answer was lost", "upload", wr.id, "size", info.Size)
+	return info, nil
+}
+
+// markCommitted saves that the data is committed, so a retried PUT goes
+// straight to the record. If saving fails the retry still works (commitData
+// recognises the committed object), so the failure is only logged.
+func (wr *writer) markCommitted(ctx context.Context, d Digest) {
+	next := *wr.s
+	next.Committed = d.String()
+	if err := wr.save(ctx, &next); err != nil {
+		wr.g.logger.Warn("saving the committed state of an upload", "upload", wr.id, "err", err)
+		return
+	}
+	wr.s = &next
 }
 
 // hashObject re-reads an object; only used when a client declares a digest

@@ -158,7 +158,9 @@ type Multipart interface {
 }
 
 // URLSigner is an optional capability: a time-limited URL that reads the
-// object directly from the store, for redirecting pulls.
+// object directly from the store, for redirecting pulls. ttl <= 0 means the
+// expiry the driver is configured with (its redirect_expiry); the registry
+// always passes 0, so the operator's setting is the one that counts.
 type URLSigner interface {
 	SignedURL(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
