@@ -68,12 +68,16 @@ func FuzzParseReference(f *testing.F) {
 }
 
 func FuzzParseContentRange(f *testing.F) {
-	for _, s := range []string{"0-0", "10-20", "bytes 1-2/*", "5-1", "-"} {
+	for _, s := range []string{"0-0", "10-20", "bytes 1-2/*", "5-1", "-", "0-9223372036854775807", "bytes 0-9223372036854775807/*", "0-70368744177663"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		start, end, err := parseContentRange(s)
-		if err == nil && (start < 0 || end < start) {
+		if err != nil {
+			return
+		}
+		// What the upload handler computes must not overflow.
+		if start < 0 || end < start || end >= maxBlobOffset || end-start+1 <= 0 || end-start+1 > maxBlobOffset {
 			t.Fatalf("%q -> %d-%d", s, start, end)
 		}
 	})

@@ -106,6 +106,12 @@ func TestParseContentRange(t *testing.T) {
 		{in: "+1-2", wantErr: true},
 		{in: "1 - 2", wantErr: true},
 		{in: "99999999999999999999-1", wantErr: true},
+		{in: "0-9223372036854775807", wantErr: true},
+		{in: "bytes 0-9223372036854775807/*", wantErr: true},
+		{in: "10-9223372036854775807", wantErr: true},
+		{in: "9223372036854775807-9223372036854775807", wantErr: true},
+		{in: "0-70368744177663", start: 0, end: 1<<46 - 1},
+		{in: "0-70368744177664", wantErr: true},
 		{in: "", wantErr: true},
 	} {
 		s, e, err := parseContentRange(tc.in)
