@@ -103,11 +103,10 @@ func (g *Registry) getTags(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	if len(tags) == 0 && last == "" {
-		if _, err := g.store.Stat(ctx, catalogKey(rt.name)); errors.Is(err, storage.ErrNotFound) {
-			return newError(http.StatusNotFound, codeNameUnknown, "repository %s is not known", rt.name).
-				withDetail(map[string]string{"name": rt.name})
-		} else if err != nil {
+	// An empty page, with or without last, is where an unknown repository
+	// shows: answer 404 for it either way, 200 with no tags for a known one.
+	if len(tags) == 0 {
+		if err := g.checkRepoExists(ctx, rt.name); err != nil {
 			return err
 		}
 	}
@@ -118,6 +117,18 @@ func (g *Registry) getTags(w http.ResponseWriter, r *http.Request, rt route) err
 		Name string   `json:"name"`
 		Tags []string `json:"tags"`
 	}{rt.name, tags})
+}
+
+// checkRepoExists answers NAME_UNKNOWN for a repository that is not in the
+// catalog: the catalog entry is what makes a repository exist (ensureRepo
+// writes it on the first push).
+func (g *Registry) checkRepoExists(ctx context.Context, name string) error {
+	_, err := g.store.Stat(ctx, catalogKey(name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return newError(http.StatusNotFound, codeNameUnknown, "repository %s is not known", name).
+			withDetail(map[string]string{"name": name})
+	}
+	return err
 }
 
 func (g *Registry) getCatalog(w http.ResponseWriter, r *http.Request) error {
