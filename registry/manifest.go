@@ -2,8 +2,10 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -51,7 +53,8 @@ type manifestDoc struct {
 type reference struct {
 	Digest   Digest
 	Size     int64
-	Manifest bool // a child manifest of an index, not a blob
+	Manifest bool   // a child manifest of an index, not a blob
+	Where    string // the descriptor's place in the manifest, for messages
 }
 
 // parsedManifest is a validated manifest.
@@ -125,11 +128,12 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 			return nil, errManifestInvalid("an index needs a manifests array")
 		}
 		for i, c := range doc.Manifests {
-			d, err := checkDescriptor(c, fmt.Sprintf("manifests[%d]", i))
+			where := fmt.Sprintf("manifests[%d]", i)
+			d, err := checkDescriptor(c, where)
 			if err != nil {
 				return nil, err
 			}
-			pm.Refs = append(pm.Refs, reference{Digest: d, Size: c.Size, Manifest: true})
+			pm.Refs = append(pm.Refs, reference{Digest: d, Size: c.Size, Manifest: true, Where: where})
 		}
 	} else {
 		if doc.Manifests != nil {
@@ -142,19 +146,20 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		pm.Refs = append(pm.Refs, reference{Digest: d, Size: doc.Config.Size})
+		pm.Refs = append(pm.Refs, reference{Digest: d, Size: doc.Config.Size, Where: "config"})
 		if pm.ArtifactType == "" {
 			pm.ArtifactType = doc.Config.MediaType
 		}
 		for i, l := range doc.Layers {
-			d, err := checkDescriptor(l, fmt.Sprintf("layers[%d]", i))
+			where := fmt.Sprintf("layers[%d]", i)
+			d, err := checkDescriptor(l, where)
 			if err != nil {
 				return nil, err
 			}
 			if foreignLayer(l) {
 				continue // its bytes live elsewhere by design
 			}
-			pm.Refs = append(pm.Refs, reference{Digest: d, Size: l.Size})
+			pm.Refs = append(pm.Refs, reference{Digest: d, Size: l.Size, Where: where})
 		}
 	}
 	if doc.Subject != nil {
@@ -197,6 +202,37 @@ func encodeStoredManifest(mediaType string, body []byte) []byte {
 	out = append(out, mediaType...)
 	out = append(out, '\n')
 	return append(out, body...)
+}
+
+// maxMediaTypeLine bounds the first line of a stored manifest: media types
+// are at most 255 characters (RFC 6838 §4.2), and Stratus stores only the
+// few it accepts.
+const maxMediaTypeLine = 256
+
+// storedManifestSize returns the size of the manifest body stored at key
+// (as pushed, without the media type line) from a Stat and a read of the
+// first line, so checking an index's children never reads their bodies.
+// Manifest keys are content-addressed: the object cannot change between
+// the two calls, only disappear (ErrNotFound).
+func (g *Registry) storedManifestSize(ctx context.Context, key string) (int64, error) {
+	info, err := g.store.Stat(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	rc, err := g.store.Reader(ctx, key, 0, min(info.Size, maxMediaTypeLine))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	head, err := io.ReadAll(io.LimitReader(rc, maxMediaTypeLine))
+	if err != nil {
+		return 0, fmt.Errorf("read the media type line of %s: %w", key, err)
+	}
+	i := bytes.IndexByte(head, '\n')
+	if i <= 0 {
+		return 0, fmt.Errorf("stored manifest %s has no media type line", key)
+	}
+	return info.Size - int64(i) - 1, nil
 }
 
 func decodeStoredManifest(b []byte) (mediaType string, body []byte, err error) {

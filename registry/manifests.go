@@ -215,11 +215,16 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 		return err
 	}
 	if ref.Manifest {
-		if _, err := g.store.Stat(ctx, manifestKey(name, ref.Digest)); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return missing(what)
-			}
+		size, err := g.storedManifestSize(ctx, manifestKey(name, ref.Digest))
+		if errors.Is(err, storage.ErrNotFound) {
+			return missing(what)
+		}
+		if err != nil {
 			return err
+		}
+		if size != ref.Size {
+			return newError(http.StatusBadRequest, codeManifestInvalid, "%s: the descriptor of child manifest %s says %d bytes but the manifest has %d", ref.Where, ref.Digest, ref.Size, size).
+				withDetail(map[string]string{"digest": ref.Digest.String()})
 		}
 		return nil
 	}
@@ -231,7 +236,7 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 		return err
 	}
 	if rec.Size != ref.Size {
-		return newError(http.StatusBadRequest, codeManifestInvalid, "descriptor of %s says %d bytes but the blob has %d", ref.Digest, ref.Size, rec.Size).
+		return newError(http.StatusBadRequest, codeManifestInvalid, "%s: the descriptor of %s says %d bytes but the blob has %d", ref.Where, ref.Digest, ref.Size, rec.Size).
 			withDetail(map[string]string{"digest": ref.Digest.String()})
 	}
 	return nil
