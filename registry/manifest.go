@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -74,6 +75,9 @@ func errManifestInvalid(format string, args ...any) *apiError {
 // pushed with. It never trusts the body further than it checks it: every
 // descriptor's digest is parsed, sizes are non-negative, and the media type
 // in the body (if any) must agree with the header.
+//
+// parseManifest is also how stored manifests are read back (GC, delete), so
+// it accepts whatever was ever accepted; pushes go through parseNewManifest.
 func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 	var doc manifestDoc
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -170,6 +174,21 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 		pm.Subject = &d
 	}
 	return pm, nil
+}
+
+// parseNewManifest is parseManifest for a manifest being pushed: it first
+// refuses bodies that parsers read differently (duplicate keys, keys that
+// match the spec's only case-insensitively; see checkJSONKeys). The stricter
+// check is not applied to stored manifests: one pushed before it existed
+// must still be read by GC, or the blobs it uses would look unreferenced.
+func parseNewManifest(contentType string, body []byte) (*parsedManifest, error) {
+	if err := checkJSONKeys(body); err != nil {
+		if errors.Is(err, errJSONKey) {
+			return nil, errManifestInvalid("%v", err)
+		}
+		return nil, errManifestInvalid("manifest is not valid JSON: %v", err)
+	}
+	return parseManifest(contentType, body)
 }
 
 func checkDescriptor(desc descriptor, where string) (Digest, error) {

@@ -128,7 +128,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if int64(len(body)) > limit {
 		return newError(http.StatusRequestEntityTooLarge, codeManifestInvalid, "manifest exceeds the limit of %s", g.cfg.MaxManifestSize)
 	}
-	pm, err := parseManifest(r.Header.Get("Content-Type"), body)
+	pm, err := parseNewManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return err
 	}
