@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -595,5 +596,155 @@ func TestTruncatedChunk(t *testing.T) {
 	}
 	if after := tr.keys(); !slices.Equal(before, after) {
 		t.Fatalf("a truncated request stored something: %v", after)
+	}
+}
+
+// referrerManifest is an artifact manifest whose subject is subject, with
+// one annotation of annotationBytes bytes so records and pages grow.
+func (tr *testRegistry) referrerManifest(repo, subject, artifactType string, annotationBytes int) (string, []byte) {
+	tr.t.Helper()
+	ed := tr.pushBlob(repo, []byte("{}"))
+	// "<" and "&" are one byte in the manifest but six once HTML-escaped:
+	// a record must not grow past what the manifest limit allows.
+	ann := strings.Repeat("<&", annotationBytes/2+1)[:annotationBytes]
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(map[string]any{
+		"schemaVersion": 2, "mediaType": mtOCIManifest, "artifactType": artifactType,
+		"config":      map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed, "size": 2},
+		"layers":      []any{},
+		"subject":     map[string]any{"mediaType": mtOCIManifest, "digest": subject, "size": 1},
+		"annotations": map[string]string{"x.payload": ann, "x.id": randomHex(8)},
+	})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return sha(buf.Bytes()), buf.Bytes()
+}
+
+func randomHex(n int) string { return fmt.Sprintf("%x", randomBytes(n)) }
+
+// referrers follows the Link headers of the referrers API from path and
+// returns every page's descriptors and the size of each response.
+func (tr *testRegistry) referrers(path string) (pages [][]descriptor, sizes []int) {
+	tr.t.Helper()
+	for i := 0; path != ""; i++ {
+		if i > 100 {
+			tr.t.Fatal("referrers pagination does not end")
+		}
+		r := tr.do("GET", path, nil)
+		tr.expect(r, 200, "")
+		var idx struct {
+			SchemaVersion int          `json:"schemaVersion"`
+			MediaType     string       `json:"mediaType"`
+			Manifests     []descriptor `json:"manifests"`
+		}
+		if err := json.Unmarshal(r.body, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != mtOCIIndex || idx.Manifests == nil {
+			tr.t.Fatalf("referrers page %s: %v %.200s", path, err, r.body)
+		}
+		pages = append(pages, idx.Manifests)
+		sizes = append(sizes, len(r.body))
+		path = ""
+		if l := r.header.Get("Link"); l != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
+	}
+	return pages, sizes
+}
+
+// TestReferrersLargeAndMany: referrers with large annotations and many
+// referrers are listed completely, page by page, each page bounded in
+// entries and bytes; a corrupt or oversized record is skipped, never a 500.
+func TestReferrersLargeAndMany(t *testing.T) {
+	for _, maxEntries := range []int{7, 0} {
+		t.Run(fmt.Sprintf("max_referrers=%d", maxEntries), func(t *testing.T) { testReferrersLargeAndMany(t, maxEntries) })
+	}
+}
+
+func testReferrersLargeAndMany(t *testing.T, maxEntries int) {
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	tr, reg := newTestRegistryWith(t, Config{MaxReferrers: maxEntries}, locks)
+	maxEntries = reg.cfg.MaxReferrers
+	subject, m := tr.imageManifest("repo", []byte("layer"))
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/v1", m, "Content-Type", mtOCIManifest), 201, "")
+	subj, _ := ParseDigest(subject)
+
+	want := map[string]descriptor{}
+	push := func(at string, annotationBytes int) {
+		d, b := tr.referrerManifest("repo", subject, at, annotationBytes)
+		tr.expect(tr.do("PUT", "/v2/repo/manifests/"+d, b, "Content-Type", mtOCIManifest), 201, "")
+		var doc manifestDoc
+		json.Unmarshal(b, &doc)
+		want[d] = descriptor{MediaType: mtOCIManifest, Digest: d, Size: int64(len(b)), ArtifactType: at, Annotations: doc.Annotations}
+	}
+	// Referrers with 100 KiB of annotations, one as large as a manifest
+	// may be (no page holds it and another), and many small ones.
+	push("application/x.big", int(reg.cfg.MaxManifestSize)-1024)
+	for i := 0; i < 10; i++ {
+		push("application/x.big", 100<<10)
+	}
+	for i := 0; i < 20; i++ {
+		push("application/x.small", 100)
+	}
+	// Records nobody can use: not JSON, not a descriptor, too large.
+	ctx := context.Background()
+	for i, body := range [][]byte{[]byte("{not json"), []byte(`{"digest":"nope"}`), bytes.Repeat([]byte(" "), 4<<20+8192)} {
+		key := referrerKey("repo", subj, computeDigest("sha256", []byte{byte(i)}))
+		if _, err := tr.store.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, filter string
+		minPages     int // the entry bound, or the byte bound, splits it
+	}{
+		{"all", "", 2},
+		{"big only", "application/x.big", 2},
+		{"small only", "application/x.small", 1},
+		{"none", "application/x.none", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/v2/repo/referrers/" + subject
+			if tc.filter != "" {
+				path += "?artifactType=" + tc.filter
+			}
+			pages, sizes := tr.referrers(path)
+			if len(pages) < tc.minPages {
+				t.Fatalf("%d pages, want at least %d", len(pages), tc.minPages)
+			}
+			got := map[string]descriptor{}
+			for i, page := range pages {
+				if len(page) > maxEntries || len(page) == 0 && len(pages) > 1 {
+					t.Fatalf("page %d has %d entries", i, len(page))
+				}
+				// A page holds at most maxReferrersPage bytes of records,
+				// or a single record (which a manifest bounds).
+				if len(page) > 1 && sizes[i] > 4<<20+1024 {
+					t.Fatalf("page %d: %d bytes with %d entries", i, sizes[i], len(page))
+				}
+				for _, d := range page {
+					if _, dup := got[d.Digest]; dup {
+						t.Fatalf("%s listed twice", d.Digest)
+					}
+					got[d.Digest] = d
+				}
+			}
+			n := 0
+			for d, w := range want {
+				if tc.filter != "" && w.ArtifactType != tc.filter {
+					continue
+				}
+				n++
+				if !reflect.DeepEqual(got[d], w) {
+					t.Fatalf("%s: got %.200v, want %.200v", d, got[d], w)
+				}
+			}
+			if len(got) != n {
+				t.Fatalf("listed %d referrers, want %d", len(got), n)
+			}
+		})
 	}
 }

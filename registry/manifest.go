@@ -65,7 +65,16 @@ type parsedManifest struct {
 	Annotations  map[string]string
 	Subject      *Digest
 	Refs         []reference
+	// rawAnnotations is the manifest's annotations object exactly as
+	// pushed (set by parseNewManifest): the referrer record repeats it
+	// verbatim, so the record is never larger than the manifest.
+	rawAnnotations json.RawMessage
 }
+
+// maxArtifactTypeLen bounds artifactType (or the config media type standing
+// in for it): it must be a media type, at most 255 characters (RFC 6838
+// §4.2). It bounds the one field a referrer record re-encodes.
+const maxArtifactTypeLen = 255
 
 func errManifestInvalid(format string, args ...any) *apiError {
 	return newError(http.StatusBadRequest, codeManifestInvalid, format, args...)
@@ -188,7 +197,23 @@ func parseNewManifest(contentType string, body []byte) (*parsedManifest, error) 
 		}
 		return nil, errManifestInvalid("manifest is not valid JSON: %v", err)
 	}
-	return parseManifest(contentType, body)
+	pm, err := parseManifest(contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(pm.ArtifactType) > maxArtifactTypeLen {
+		return nil, errManifestInvalid("artifactType (or the config's mediaType) is %d bytes; a media type has at most %d", len(pm.ArtifactType), maxArtifactTypeLen)
+	}
+	var raw struct {
+		Annotations json.RawMessage `json:"annotations"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, errManifestInvalid("manifest is not valid JSON: %v", err)
+	}
+	if len(pm.Annotations) > 0 {
+		pm.rawAnnotations = raw.Annotations
+	}
+	return pm, nil
 }
 
 func checkDescriptor(desc descriptor, where string) (Digest, error) {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,13 +319,28 @@ func (g *Registry) untag(ctx context.Context, name string, d Digest) error {
 }
 
 // putReferrer records d as a referrer of subject: one small object holding
-// the descriptor the referrers API returns.
+// the descriptor the referrers API returns. The annotations are copied as
+// pushed and nothing is HTML-escaped, so the record stays within
+// maxReferrerRecord, the cap getReferrers reads it with.
 func (g *Registry) putReferrer(ctx context.Context, name string, subject, d Digest, pm *parsedManifest, size int64) error {
-	desc := descriptor{MediaType: pm.MediaType, Digest: d.String(), Size: size, ArtifactType: pm.ArtifactType, Annotations: pm.Annotations}
-	b, err := json.Marshal(desc)
-	if err != nil {
-		return err
+	rec := referrerRecord{MediaType: pm.MediaType, Digest: d.String(), Size: size, ArtifactType: pm.ArtifactType, Annotations: pm.rawAnnotations}
+	if rec.Annotations == nil && len(pm.Annotations) > 0 {
+		b, err := json.Marshal(pm.Annotations)
+		if err != nil {
+			return fmt.Errorf("encode the annotations of %s: %w", d, err)
+		}
+		rec.Annotations = b
 	}
-	_, err = g.store.Put(ctx, referrerKey(name, subject, d), bytesReader(string(b)), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		return fmt.Errorf("encode the referrer record of %s: %w", d, err)
+	}
+	b := bytes.TrimSpace(buf.Bytes())
+	if int64(len(b)) > g.maxReferrerRecord() {
+		return fmt.Errorf("referrer record of %s is %d bytes, over the %d the referrers API reads", d, len(b), g.maxReferrerRecord())
+	}
+	_, err := g.store.Put(ctx, referrerKey(name, subject, d), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
 	return err
 }
