@@ -114,8 +114,22 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(mtOCIIndex, `{"schemaVersion":2,"manifests":[`+cfg+`]}`)
 	f.Add("", `{"schemaVersion":2,"mediaType":"`+mtDockerList+`","manifests":[]}`)
 	f.Add(mtOCIManifest, `{"schemaVersion":2,"config":`+cfg+`,"subject":`+cfg+`}`)
+	f.Add(mtOCIManifest, `{"schemaVersion":2,"config":`+cfg+`,"layers":[`+cfg+`],"LAYERS":[]}`)
+	f.Add(mtOCIManifest, `{"schemaVersion":2,"config":`+cfg+`,"layers":[`+cfg+`],"layers":[]}`)
+	f.Add(mtOCIIndex, `{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"sha256:`+strings.Repeat("1", 64)+`","size":2,"platform":{"os":"linux","OS":"windows"}}]}`)
+	f.Add(mtOCIManifest, `{"ſchemaVersion":1,"schemaVersion":2,"config":`+cfg+`,"annotations":{"a":"<","A":" "}}`)
 	f.Fuzz(func(t *testing.T, ct, body string) {
+		pushed, pushErr := parseNewManifest(ct, []byte(body))
 		pm, err := parseManifest(ct, []byte(body))
+		if pushErr == nil && (err != nil || !reflect.DeepEqual(pushed.Refs, pm.Refs) || pushed.MediaType != pm.MediaType) {
+			t.Fatalf("a push accepted what a stored read does not: %v", err)
+		}
+		if pushErr != nil && !hasCode(pushErr, codeManifestInvalid) {
+			t.Fatalf("push error %v is not MANIFEST_INVALID", pushErr)
+		}
+		if pushErr == nil && len(pushed.ArtifactType) > maxArtifactTypeLen {
+			t.Fatalf("accepted artifactType of %d bytes", len(pushed.ArtifactType))
+		}
 		if err != nil {
 			if !hasCode(err, codeManifestInvalid) {
 				t.Fatalf("error %v is not MANIFEST_INVALID", err)

@@ -133,47 +133,14 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 		return nil, errManifestInvalid("a Docker schema2 manifest must carry its mediaType")
 	}
 	pm := &parsedManifest{MediaType: mt, ArtifactType: doc.ArtifactType, Annotations: doc.Annotations}
+	var err error
 	if isIndex {
-		if doc.Config != nil || doc.Layers != nil {
-			return nil, errManifestInvalid("an index must not have config or layers")
-		}
-		if doc.Manifests == nil {
-			return nil, errManifestInvalid("an index needs a manifests array")
-		}
-		for i, c := range doc.Manifests {
-			where := fmt.Sprintf("manifests[%d]", i)
-			d, err := checkDescriptor(c, where)
-			if err != nil {
-				return nil, err
-			}
-			pm.Refs = append(pm.Refs, reference{Digest: d, Size: c.Size, Manifest: true, Where: where})
-		}
+		err = doc.indexRefs(pm)
 	} else {
-		if doc.Manifests != nil {
-			return nil, errManifestInvalid("an image manifest must not have a manifests array")
-		}
-		if doc.Config == nil {
-			return nil, errManifestInvalid("an image manifest needs a config descriptor")
-		}
-		d, err := checkDescriptor(*doc.Config, "config")
-		if err != nil {
-			return nil, err
-		}
-		pm.Refs = append(pm.Refs, reference{Digest: d, Size: doc.Config.Size, Where: "config"})
-		if pm.ArtifactType == "" {
-			pm.ArtifactType = doc.Config.MediaType
-		}
-		for i, l := range doc.Layers {
-			where := fmt.Sprintf("layers[%d]", i)
-			d, err := checkDescriptor(l, where)
-			if err != nil {
-				return nil, err
-			}
-			if foreignLayer(l) {
-				continue // its bytes live elsewhere by design
-			}
-			pm.Refs = append(pm.Refs, reference{Digest: d, Size: l.Size, Where: where})
-		}
+		err = doc.imageRefs(pm)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if doc.Subject != nil {
 		d, err := checkDescriptor(*doc.Subject, "subject")
@@ -183,6 +150,56 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 		pm.Subject = &d
 	}
 	return pm, nil
+}
+
+// indexRefs adds the child manifests of an index to pm.Refs.
+func (doc *manifestDoc) indexRefs(pm *parsedManifest) error {
+	if doc.Config != nil || doc.Layers != nil {
+		return errManifestInvalid("an index must not have config or layers")
+	}
+	if doc.Manifests == nil {
+		return errManifestInvalid("an index needs a manifests array")
+	}
+	for i, c := range doc.Manifests {
+		where := fmt.Sprintf("manifests[%d]", i)
+		d, err := checkDescriptor(c, where)
+		if err != nil {
+			return err
+		}
+		pm.Refs = append(pm.Refs, reference{Digest: d, Size: c.Size, Manifest: true, Where: where})
+	}
+	return nil
+}
+
+// imageRefs adds the config and layers of an image manifest to pm.Refs
+// and defaults the artifact type to the config's media type.
+func (doc *manifestDoc) imageRefs(pm *parsedManifest) error {
+	if doc.Manifests != nil {
+		return errManifestInvalid("an image manifest must not have a manifests array")
+	}
+	if doc.Config == nil {
+		return errManifestInvalid("an image manifest needs a config descriptor")
+	}
+	d, err := checkDescriptor(*doc.Config, "config")
+	if err != nil {
+		return err
+	}
+	pm.Refs = append(pm.Refs, reference{Digest: d, Size: doc.Config.Size, Where: "config"})
+	if pm.ArtifactType == "" {
+		pm.ArtifactType = doc.Config.MediaType
+	}
+	for i, l := range doc.Layers {
+		where := fmt.Sprintf("layers[%d]", i)
+		d, err := checkDescriptor(l, where)
+		if err != nil {
+			return err
+		}
+		if foreignLayer(l) {
+			continue // its bytes live elsewhere by design
+		}
+		pm.Refs = append(pm.Refs, reference{Digest: d, Size: l.Size, Where: where})
+	}
+	return nil
 }
 
 // parseNewManifest is parseManifest for a manifest being pushed: it first
