@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +69,18 @@ func (r resp) code() string {
 // do sends a request with a raw (unnormalised) path, as a hostile client would.
 func (tr *testRegistry) do(method, path string, body []byte, headers ...string) resp {
 	tr.t.Helper()
+	return tr.send(method, path, body, false, headers...)
+}
+
+// doChunked is do with the body sent chunked (no Content-Length), so the
+// registry cannot compare the announced range with a declared length.
+func (tr *testRegistry) doChunked(method, path string, body []byte, headers ...string) resp {
+	tr.t.Helper()
+	return tr.send(method, path, body, true, headers...)
+}
+
+func (tr *testRegistry) send(method, path string, body []byte, chunked bool, headers ...string) resp {
+	tr.t.Helper()
 	req, err := http.NewRequest(method, tr.srv.URL+"/", bytes.NewReader(body))
 	if err != nil {
 		tr.t.Fatal(err)
@@ -75,9 +88,13 @@ func (tr *testRegistry) do(method, path string, body []byte, headers ...string) 
 	rawPath, rawQuery, _ := strings.Cut(path, "?")
 	req.URL.Opaque = rawPath
 	req.URL.RawQuery = rawQuery
-	if body == nil {
+	switch {
+	case body == nil:
 		req.Body = http.NoBody
 		req.ContentLength = 0
+	case chunked:
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = -1
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -393,11 +410,24 @@ func TestBadInput(t *testing.T) {
 	index := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":1}]}`, mtOCIIndex, mtOCIManifest, sha([]byte("no child"))))
 	huge := append([]byte(`{"schemaVersion":2,"annotations":{"x":"`), bytes.Repeat([]byte("a"), 4<<20)...)
 	huge = append(huge, `"}}`...)
+	// Manifests whose meaning depends on the JSON parser (CVE-2021-41190):
+	// Go keeps the last duplicate and matches keys case-insensitively, so
+	// each of these would pass with the missing layer hidden from Stratus.
+	open := func(b []byte) string { return string(b[:len(b)-1]) }
+	shadowCase := []byte(open(missingLayer) + `,"LAYERS":[]}`)
+	shadowDup := []byte(open(missingLayer) + `,"layers":[]}`)
+	dupAnnotation := []byte(open(m) + `,"annotations":{"a":"1","a":"2"}}`)
+	configCase := bytes.Replace(m, []byte(`"config":{"mediaType"`), []byte(`"config":{"MediaType"`), 1)
+	platformCase := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux","OS":"windows"}}]}`, mtOCIIndex, mtOCIManifest, md, len(m)))
+	childWrongSize := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":%d}]}`, mtOCIIndex, mtOCIManifest, md, len(m)+1))
 
 	// A chunked upload in progress, for range errors.
 	r := tr.do("POST", "/v2/repo/blobs/uploads/", nil)
 	loc := r.header.Get("Location")
 	tr.expect(tr.do("PATCH", loc, []byte("0123456789"), "Content-Range", "0-9"), 202, "")
+	fresh := tr.do("POST", "/v2/repo/blobs/uploads/", nil).header.Get("Location")
+	// A 416 on an upload carries the range the upload really has.
+	uploadRange := map[string]string{loc: "0-9", fresh: "0-0"}
 	before := tr.keys()
 
 	for _, tc := range []struct {
@@ -408,52 +438,72 @@ func TestBadInput(t *testing.T) {
 		headers []string
 		status  int
 		code    string
+		chunked bool
 	}{
-		{"dotdot name", "GET", "/v2/../manifests/v1", nil, nil, 400, codeNameInvalid},
-		{"encoded dotdot", "PUT", "/v2/%2e%2e/repo/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid},
-		{"encoded slash", "POST", "/v2/a%2fb/blobs/uploads/", nil, nil, 400, codeNameInvalid},
-		{"uppercase name", "POST", "/v2/Repo/blobs/uploads/?digest=" + gd, good, nil, 400, codeNameInvalid},
-		{"underscore component", "PUT", "/v2/repo/_tags/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid},
-		{"bad tag", "PUT", "/v2/repo/manifests/-v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
-		{"bad tag param", "PUT", "/v2/repo/manifests/" + md + "?tag=a/b", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
-		{"bad blob digest", "GET", "/v2/repo/blobs/sha256:1234", nil, nil, 400, codeDigestInvalid},
-		{"unknown algorithm", "HEAD", "/v2/repo/blobs/md5:" + strings.Repeat("a", 32), nil, nil, 400, ""},
-		{"bad upload digest", "POST", "/v2/repo/blobs/uploads/?digest=sha256:zz", good, nil, 400, codeDigestInvalid},
-		{"monolithic digest mismatch", "POST", "/v2/repo/blobs/uploads/?digest=" + sha([]byte("other")), good, nil, 400, codeDigestInvalid},
-		{"chunked digest mismatch", "PUT", loc + "?digest=" + sha([]byte("other")), nil, nil, 400, codeDigestInvalid},
-		{"final PUT without digest", "PUT", loc, nil, nil, 400, codeDigestInvalid},
-		{"chunk out of order", "PATCH", loc, []byte("abc"), []string{"Content-Range", "20-22"}, 416, codeBlobUploadInvalid},
-		{"chunk range malformed", "PATCH", loc, []byte("abc"), []string{"Content-Range", "x-y"}, 416, codeBlobUploadInvalid},
-		{"chunk length mismatch", "PATCH", loc, []byte("abc"), []string{"Content-Range", "10-19"}, 400, codeSizeInvalid},
-		{"blob range", "GET", "/v2/repo/blobs/" + gd, nil, []string{"Range", "bytes=100-200"}, 416, codeRangeInvalid},
-		{"unknown upload", "PATCH", "/v2/repo/blobs/uploads/" + strings.Repeat("0", 32), []byte("x"), nil, 404, codeBlobUploadUnknown},
-		{"upload of another repo", "PATCH", strings.Replace(loc, "/repo/", "/other/", 1), []byte("x"), nil, 404, codeBlobUploadUnknown},
-		{"malformed upload id", "GET", "/v2/repo/blobs/uploads/..%2f..", nil, nil, 404, codeBlobUploadUnknown},
-		{"oversize manifest", "PUT", "/v2/repo/manifests/big", huge, []string{"Content-Type", mtOCIManifest}, 413, codeManifestInvalid},
-		{"malformed manifest", "PUT", "/v2/repo/manifests/bad", []byte(`{"schemaVersion":2,`), []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
-		{"inconsistent media type", "PUT", "/v2/repo/manifests/bad", m, []string{"Content-Type", mtOCIIndex}, 400, codeManifestInvalid},
-		{"manifest digest mismatch", "PUT", "/v2/repo/manifests/" + sha([]byte("x")), m, []string{"Content-Type", mtOCIManifest}, 400, codeDigestInvalid},
-		{"missing layer", "PUT", "/v2/repo/manifests/bad", missingLayer, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown},
-		{"layer of another repo", "PUT", "/v2/other/manifests/bad", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown},
-		{"wrong layer size", "PUT", "/v2/repo/manifests/bad", wrongSize, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid},
-		{"missing child manifest", "PUT", "/v2/repo/manifests/bad", index, []string{"Content-Type", mtOCIIndex}, 400, codeManifestBlobUnknown},
-		{"unknown manifest", "GET", "/v2/repo/manifests/nope", nil, nil, 404, codeManifestUnknown},
-		{"bad n", "GET", "/v2/repo/tags/list?n=-1", nil, nil, 400, ""},
-		{"method", "POST", "/v2/repo/manifests/v1", m, nil, 405, codeUnsupported},
-		{"not the API", "GET", "/v3/", nil, nil, 404, ""},
+		{"dotdot name", "GET", "/v2/../manifests/v1", nil, nil, 400, codeNameInvalid, false},
+		{"encoded dotdot", "PUT", "/v2/%2e%2e/repo/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid, false},
+		{"encoded slash", "POST", "/v2/a%2fb/blobs/uploads/", nil, nil, 400, codeNameInvalid, false},
+		{"uppercase name", "POST", "/v2/Repo/blobs/uploads/?digest=" + gd, good, nil, 400, codeNameInvalid, false},
+		{"underscore component", "PUT", "/v2/repo/_tags/manifests/v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeNameInvalid, false},
+		{"bad tag", "PUT", "/v2/repo/manifests/-v1", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"bad tag param", "PUT", "/v2/repo/manifests/" + md + "?tag=a/b", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"bad blob digest", "GET", "/v2/repo/blobs/sha256:1234", nil, nil, 400, codeDigestInvalid, false},
+		{"unknown algorithm", "HEAD", "/v2/repo/blobs/md5:" + strings.Repeat("a", 32), nil, nil, 400, "", false},
+		{"bad upload digest", "POST", "/v2/repo/blobs/uploads/?digest=sha256:zz", good, nil, 400, codeDigestInvalid, false},
+		{"monolithic digest mismatch", "POST", "/v2/repo/blobs/uploads/?digest=" + sha([]byte("other")), good, nil, 400, codeDigestInvalid, false},
+		{"chunked digest mismatch", "PUT", loc + "?digest=" + sha([]byte("other")), nil, nil, 400, codeDigestInvalid, false},
+		{"final PUT without digest", "PUT", loc, nil, nil, 400, codeDigestInvalid, false},
+		{"chunk out of order", "PATCH", loc, []byte("abc"), []string{"Content-Range", "20-22"}, 416, codeBlobUploadInvalid, false},
+		{"chunk range malformed", "PATCH", loc, []byte("abc"), []string{"Content-Range", "x-y"}, 416, codeBlobUploadInvalid, false},
+		{"chunk length mismatch", "PATCH", loc, []byte("abc"), []string{"Content-Range", "10-19"}, 400, codeSizeInvalid, false},
+		{"chunk length overflows", "PATCH", fresh, []byte("0123456789"), []string{"Content-Range", "0-9223372036854775807"}, 416, codeBlobUploadInvalid, true},
+		{"chunk length overflows, RFC form", "PATCH", fresh, []byte("0123456789"), []string{"Content-Range", "bytes 0-9223372036854775807/*"}, 416, codeBlobUploadInvalid, true},
+		{"chunk end past the limit", "PATCH", loc, []byte("0123456789"), []string{"Content-Range", "10-9223372036854775807"}, 416, codeBlobUploadInvalid, true},
+		{"final chunk length overflows", "PUT", fresh + "?digest=" + sha([]byte("0123456789")), []byte("0123456789"), []string{"Content-Range", "0-9223372036854775807"}, 416, codeBlobUploadInvalid, true},
+		{"blob range", "GET", "/v2/repo/blobs/" + gd, nil, []string{"Range", "bytes=100-200"}, 416, codeRangeInvalid, false},
+		{"unknown upload", "PATCH", "/v2/repo/blobs/uploads/" + strings.Repeat("0", 32), []byte("x"), nil, 404, codeBlobUploadUnknown, false},
+		{"upload of another repo", "PATCH", strings.Replace(loc, "/repo/", "/other/", 1), []byte("x"), nil, 404, codeBlobUploadUnknown, false},
+		{"malformed upload id", "GET", "/v2/repo/blobs/uploads/..%2f..", nil, nil, 404, codeBlobUploadUnknown, false},
+		{"oversize manifest", "PUT", "/v2/repo/manifests/big", huge, []string{"Content-Type", mtOCIManifest}, 413, codeManifestInvalid, false},
+		{"malformed manifest", "PUT", "/v2/repo/manifests/bad", []byte(`{"schemaVersion":2,`), []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"inconsistent media type", "PUT", "/v2/repo/manifests/bad", m, []string{"Content-Type", mtOCIIndex}, 400, codeManifestInvalid, false},
+		{"manifest digest mismatch", "PUT", "/v2/repo/manifests/" + sha([]byte("x")), m, []string{"Content-Type", mtOCIManifest}, 400, codeDigestInvalid, false},
+		{"missing layer", "PUT", "/v2/repo/manifests/bad", missingLayer, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown, false},
+		{"layer of another repo", "PUT", "/v2/other/manifests/bad", m, []string{"Content-Type", mtOCIManifest}, 400, codeManifestBlobUnknown, false},
+		{"wrong layer size", "PUT", "/v2/repo/manifests/bad", wrongSize, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"missing child manifest", "PUT", "/v2/repo/manifests/bad", index, []string{"Content-Type", mtOCIIndex}, 400, codeManifestBlobUnknown, false},
+		{"wrong child manifest size", "PUT", "/v2/repo/manifests/bad", childWrongSize, []string{"Content-Type", mtOCIIndex}, 400, codeManifestInvalid, false},
+		{"layers shadowed by LAYERS", "PUT", "/v2/repo/manifests/bad", shadowCase, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"layers shadowed by a duplicate", "PUT", "/v2/repo/manifests/bad", shadowDup, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"duplicate annotation", "PUT", "/v2/repo/manifests/bad", dupAnnotation, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"descriptor key in the wrong case", "PUT", "/v2/repo/manifests/bad", configCase, []string{"Content-Type", mtOCIManifest}, 400, codeManifestInvalid, false},
+		{"platform keys differing in case", "PUT", "/v2/repo/manifests/bad", platformCase, []string{"Content-Type", mtOCIIndex}, 400, codeManifestInvalid, false},
+		{"unknown manifest", "GET", "/v2/repo/manifests/nope", nil, nil, 404, codeManifestUnknown, false},
+		{"bad n", "GET", "/v2/repo/tags/list?n=-1", nil, nil, 400, "", false},
+		{"tags of unknown repo", "GET", "/v2/nope/tags/list", nil, nil, 404, codeNameUnknown, false},
+		{"tags of unknown repo after last", "GET", "/v2/nope/tags/list?last=x", nil, nil, 404, codeNameUnknown, false},
+		{"tags of unknown repo, one page", "GET", "/v2/nope/tags/list?n=1&last=a", nil, nil, 404, codeNameUnknown, false},
+		{"method", "POST", "/v2/repo/manifests/v1", m, nil, 405, codeUnsupported, false},
+		{"not the API", "GET", "/v3/", nil, nil, 404, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := tr.do(tc.method, tc.path, tc.body, tc.headers...)
-			tr.expect(r, tc.status, tc.code)
+			r := tr.send(tc.method, tc.path, tc.body, tc.chunked, tc.headers...)
+			if r.status != tc.status || (tc.code != "" && r.code() != tc.code) {
+				t.Fatalf("got %d %.300s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			if want, ok := uploadRange[strings.Split(tc.path, "?")[0]]; ok && tc.status == 416 && r.header.Get("Range") != want {
+				t.Fatalf("416 Range = %q, want %q", r.header.Get("Range"), want)
+			}
 			if after := tr.keys(); !slices.Equal(before, after) {
 				t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
 	}
 	// The upload survived every bad request at its old offset.
-	r = tr.do("GET", loc, nil)
-	if r.header.Get("Range") != "0-9" {
-		t.Fatalf("upload range after bad requests = %q", r.header.Get("Range"))
+	for u, want := range uploadRange {
+		if got := tr.do("GET", u, nil).header.Get("Range"); got != want {
+			t.Fatalf("upload %s: range after bad requests = %q, want %q", u, got, want)
+		}
 	}
 }
 
@@ -546,5 +596,155 @@ func TestTruncatedChunk(t *testing.T) {
 	}
 	if after := tr.keys(); !slices.Equal(before, after) {
 		t.Fatalf("a truncated request stored something: %v", after)
+	}
+}
+
+// referrerManifest is an artifact manifest whose subject is subject, with
+// one annotation of annotationBytes bytes so records and pages grow.
+func (tr *testRegistry) referrerManifest(repo, subject, artifactType string, annotationBytes int) (string, []byte) {
+	tr.t.Helper()
+	ed := tr.pushBlob(repo, []byte("{}"))
+	// "<" and "&" are one byte in the manifest but six once HTML-escaped:
+	// a record must not grow past what the manifest limit allows.
+	ann := strings.Repeat("<&", annotationBytes/2+1)[:annotationBytes]
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(map[string]any{
+		"schemaVersion": 2, "mediaType": mtOCIManifest, "artifactType": artifactType,
+		"config":      map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed, "size": 2},
+		"layers":      []any{},
+		"subject":     map[string]any{"mediaType": mtOCIManifest, "digest": subject, "size": 1},
+		"annotations": map[string]string{"x.payload": ann, "x.id": randomHex(8)},
+	})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return sha(buf.Bytes()), buf.Bytes()
+}
+
+func randomHex(n int) string { return fmt.Sprintf("%x", randomBytes(n)) }
+
+// referrers follows the Link headers of the referrers API from path and
+// returns every page's descriptors and the size of each response.
+func (tr *testRegistry) referrers(path string) (pages [][]descriptor, sizes []int) {
+	tr.t.Helper()
+	for i := 0; path != ""; i++ {
+		if i > 100 {
+			tr.t.Fatal("referrers pagination does not end")
+		}
+		r := tr.do("GET", path, nil)
+		tr.expect(r, 200, "")
+		var idx struct {
+			SchemaVersion int          `json:"schemaVersion"`
+			MediaType     string       `json:"mediaType"`
+			Manifests     []descriptor `json:"manifests"`
+		}
+		if err := json.Unmarshal(r.body, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != mtOCIIndex || idx.Manifests == nil {
+			tr.t.Fatalf("referrers page %s: %v %.200s", path, err, r.body)
+		}
+		pages = append(pages, idx.Manifests)
+		sizes = append(sizes, len(r.body))
+		path = ""
+		if l := r.header.Get("Link"); l != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
+	}
+	return pages, sizes
+}
+
+// TestReferrersLargeAndMany: referrers with large annotations and many
+// referrers are listed completely, page by page, each page bounded in
+// entries and bytes; a corrupt or oversized record is skipped, never a 500.
+func TestReferrersLargeAndMany(t *testing.T) {
+	for _, maxEntries := range []int{7, 0} {
+		t.Run(fmt.Sprintf("max_referrers=%d", maxEntries), func(t *testing.T) { testReferrersLargeAndMany(t, maxEntries) })
+	}
+}
+
+func testReferrersLargeAndMany(t *testing.T, maxEntries int) {
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	tr, reg := newTestRegistryWith(t, Config{MaxReferrers: maxEntries}, locks)
+	maxEntries = reg.cfg.MaxReferrers
+	subject, m := tr.imageManifest("repo", []byte("layer"))
+	tr.expect(tr.do("PUT", "/v2/repo/manifests/v1", m, "Content-Type", mtOCIManifest), 201, "")
+	subj, _ := ParseDigest(subject)
+
+	want := map[string]descriptor{}
+	push := func(at string, annotationBytes int) {
+		d, b := tr.referrerManifest("repo", subject, at, annotationBytes)
+		tr.expect(tr.do("PUT", "/v2/repo/manifests/"+d, b, "Content-Type", mtOCIManifest), 201, "")
+		var doc manifestDoc
+		json.Unmarshal(b, &doc)
+		want[d] = descriptor{MediaType: mtOCIManifest, Digest: d, Size: int64(len(b)), ArtifactType: at, Annotations: doc.Annotations}
+	}
+	// Referrers with 100 KiB of annotations, one as large as a manifest
+	// may be (no page holds it and another), and many small ones.
+	push("application/x.big", int(reg.cfg.MaxManifestSize)-1024)
+	for i := 0; i < 10; i++ {
+		push("application/x.big", 100<<10)
+	}
+	for i := 0; i < 20; i++ {
+		push("application/x.small", 100)
+	}
+	// Records nobody can use: not JSON, not a descriptor, too large.
+	ctx := context.Background()
+	for i, body := range [][]byte{[]byte("{not json"), []byte(`{"digest":"nope"}`), bytes.Repeat([]byte(" "), 4<<20+8192)} {
+		key := referrerKey("repo", subj, computeDigest("sha256", []byte{byte(i)}))
+		if _, err := tr.store.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, filter string
+		minPages     int // the entry bound, or the byte bound, splits it
+	}{
+		{"all", "", 2},
+		{"big only", "application/x.big", 2},
+		{"small only", "application/x.small", 1},
+		{"none", "application/x.none", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/v2/repo/referrers/" + subject
+			if tc.filter != "" {
+				path += "?artifactType=" + tc.filter
+			}
+			pages, sizes := tr.referrers(path)
+			if len(pages) < tc.minPages {
+				t.Fatalf("%d pages, want at least %d", len(pages), tc.minPages)
+			}
+			got := map[string]descriptor{}
+			for i, page := range pages {
+				if len(page) > maxEntries || len(page) == 0 && len(pages) > 1 {
+					t.Fatalf("page %d has %d entries", i, len(page))
+				}
+				// A page holds at most maxReferrersPage bytes of records,
+				// or a single record (which a manifest bounds).
+				if len(page) > 1 && sizes[i] > 4<<20+1024 {
+					t.Fatalf("page %d: %d bytes with %d entries", i, sizes[i], len(page))
+				}
+				for _, d := range page {
+					if _, dup := got[d.Digest]; dup {
+						t.Fatalf("%s listed twice", d.Digest)
+					}
+					got[d.Digest] = d
+				}
+			}
+			n := 0
+			for d, w := range want {
+				if tc.filter != "" && w.ArtifactType != tc.filter {
+					continue
+				}
+				n++
+				if !reflect.DeepEqual(got[d], w) {
+					t.Fatalf("%s: got %.200v, want %.200v", d, got[d], w)
+				}
+			}
+			if len(got) != n {
+				t.Fatalf("listed %d referrers, want %d", len(got), n)
+			}
+		})
 	}
 }

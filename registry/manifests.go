@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,7 +129,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if int64(len(body)) > limit {
 		return newError(http.StatusRequestEntityTooLarge, codeManifestInvalid, "manifest exceeds the limit of %s", g.cfg.MaxManifestSize)
 	}
-	pm, err := parseManifest(r.Header.Get("Content-Type"), body)
+	pm, err := parseNewManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return err
 	}
@@ -222,11 +223,16 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 		return err
 	}
 	if ref.Manifest {
-		if _, err := g.store.Stat(ctx, manifestKey(name, ref.Digest)); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return missing(what)
-			}
+		size, err := g.storedManifestSize(ctx, manifestKey(name, ref.Digest))
+		if errors.Is(err, storage.ErrNotFound) {
+			return missing(what)
+		}
+		if err != nil {
 			return err
+		}
+		if size != ref.Size {
+			return newError(http.StatusBadRequest, codeManifestInvalid, "%s: the descriptor of child manifest %s says %d bytes but the manifest has %d", ref.Where, ref.Digest, ref.Size, size).
+				withDetail(map[string]string{"digest": ref.Digest.String()})
 		}
 		return nil
 	}
@@ -238,7 +244,7 @@ func (g *Registry) checkReference(ctx context.Context, name string, ref referenc
 		return err
 	}
 	if rec.Size != ref.Size {
-		return newError(http.StatusBadRequest, codeManifestInvalid, "descriptor of %s says %d bytes but the blob has %d", ref.Digest, ref.Size, rec.Size).
+		return newError(http.StatusBadRequest, codeManifestInvalid, "%s: the descriptor of %s says %d bytes but the blob has %d", ref.Where, ref.Digest, ref.Size, rec.Size).
 			withDetail(map[string]string{"digest": ref.Digest.String()})
 	}
 	return nil
@@ -320,13 +326,28 @@ func (g *Registry) untag(ctx context.Context, name string, d Digest) error {
 }
 
 // putReferrer records d as a referrer of subject: one small object holding
-// the descriptor the referrers API returns.
+// the descriptor the referrers API returns. The annotations are copied as
+// pushed and nothing is HTML-escaped, so the record stays within
+// maxReferrerRecord, the cap getReferrers reads it with.
 func (g *Registry) putReferrer(ctx context.Context, name string, subject, d Digest, pm *parsedManifest, size int64) error {
-	desc := descriptor{MediaType: pm.MediaType, Digest: d.String(), Size: size, ArtifactType: pm.ArtifactType, Annotations: pm.Annotations}
-	b, err := json.Marshal(desc)
-	if err != nil {
-		return err
+	rec := referrerRecord{MediaType: pm.MediaType, Digest: d.String(), Size: size, ArtifactType: pm.ArtifactType, Annotations: pm.rawAnnotations}
+	if rec.Annotations == nil && len(pm.Annotations) > 0 {
+		b, err := json.Marshal(pm.Annotations)
+		if err != nil {
+			return fmt.Errorf("encode the annotations of %s: %w", d, err)
+		}
+		rec.Annotations = b
 	}
-	_, err = g.store.Put(ctx, referrerKey(name, subject, d), bytesReader(string(b)), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		return fmt.Errorf("encode the referrer record of %s: %w", d, err)
+	}
+	b := bytes.TrimSpace(buf.Bytes())
+	if int64(len(b)) > g.maxReferrerRecord() {
+		return fmt.Errorf("referrer record of %s is %d bytes, over the %d the referrers API reads", d, len(b), g.maxReferrerRecord())
+	}
+	_, err := g.store.Put(ctx, referrerKey(name, subject, d), bytes.NewReader(b), storage.PutOptions{Size: int64(len(b)), ContentType: "application/json"})
 	return err
 }

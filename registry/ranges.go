@@ -6,9 +6,17 @@ import (
 	"strings"
 )
 
+// maxBlobOffset bounds every byte offset a client may name in an upload:
+// 64 TiB, more than any object store holds in one object (S3's limit is
+// 5 TiB). Below it, end-start+1 and offset+length cannot overflow an int64,
+// so the length arithmetic of the callers is safe by construction.
+const maxBlobOffset int64 = 1 << 46
+
 // parseContentRange parses the Content-Range of an upload chunk, which the
 // distribution spec writes as "<start>-<end>" (inclusive). Some clients send
-// the RFC 9110 form "bytes <start>-<end>/<total>"; both are accepted.
+// the RFC 9110 form "bytes <start>-<end>/<total>"; both are accepted. A range
+// whose end reaches maxBlobOffset is refused, so the chunk's length
+// end-start+1 is always positive and at most maxBlobOffset.
 func parseContentRange(s string) (start, end int64, err error) {
 	v := strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(v, "bytes"); ok {
@@ -25,6 +33,9 @@ func parseContentRange(s string) (start, end int64, err error) {
 	end, err2 := parseOffset(b)
 	if err1 != nil || err2 != nil || end < start {
 		return 0, 0, fmt.Errorf("content-range %q: want <start>-<end> with start <= end", s)
+	}
+	if end >= maxBlobOffset {
+		return 0, 0, fmt.Errorf("content-range %q: a blob may not extend past byte %d", s, maxBlobOffset-1)
 	}
 	return start, end, nil
 }
