@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/storage"
@@ -101,6 +103,16 @@ func toAPIError(err error) *apiError {
 		e := newError(http.StatusServiceUnavailable, codeUnavailable, "the session store (redis) is unavailable; pushes are refused until it is back, pulls still work")
 		e.Cause = err
 		return e.withHeader("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case errors.Is(err, storage.ErrFull):
+		// registry:2 answers 500 here and leaves the operator to run df.
+		e := newError(http.StatusInsufficientStorage, codeUnavailable, "the registry's storage is full; nothing was stored; free space or raise the quota, then push again")
+		e.Cause = err
+		return e
+	case errors.Is(err, storage.ErrMisconfigured):
+		// No Retry-After: retrying does not help until the operator acts.
+		e := newError(http.StatusServiceUnavailable, codeUnavailable, "the storage backend refuses the registry (%s); the operator must fix the storage configuration", misconfigCause(err))
+		e.Cause = err
+		return e
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		e := newError(499, codeUnknown, "request cancelled")
@@ -122,16 +134,44 @@ type errorEntry struct {
 	Detail  any    `json:"detail,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+// misconfigCause is the part of a driver's misconfiguration error that
+// names the cause, without keys or URLs: what the client may be told.
+func misconfigCause(err error) string {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, storage.ErrMisconfigured.Error()+": "); ok {
+		msg = after
+	}
+	if cause, _, ok := strings.Cut(msg, ": "); ok {
+		msg = cause
+	}
+	var op *storage.OpError
+	if errors.As(err, &op) {
+		msg = op.Driver + ": " + msg
+	}
+	return msg
+}
+
+func (g *Registry) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
 	ae := toAPIError(err)
 	level := slog.LevelDebug
-	if ae.Status >= 500 && ae.Status != 499 {
-		level = slog.LevelError
-		if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests {
-			level = slog.LevelWarn
+	switch {
+	case ae.Status == 499 || ae.Status < 500:
+	case errors.Is(err, storage.ErrMisconfigured):
+		// Every request fails the same way until the operator acts: one
+		// error line per cause, the rest at debug.
+		level = slog.LevelDebug
+		if g.firstOccurrence(misconfigCause(err)) {
+			level = slog.LevelError
 		}
+	case errors.Is(err, storage.ErrFull):
+		g.stats.storageFullAt.Store(time.Now().UnixNano())
+		level = slog.LevelError
+	case ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests:
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelError
 	}
-	logger.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
+	g.logger.Log(r.Context(), level, "request failed", "request_id", requestID, "method", r.Method, "path", r.URL.Path,
 		"status", ae.Status, "code", ae.Code, "message", ae.Message, "err", ae.Cause)
 	for k, vs := range ae.Header {
 		for _, v := range vs {

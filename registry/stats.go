@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +17,43 @@ type stats struct {
 	gcDeleted      atomic.Int64
 	gcBytes        atomic.Int64
 	gcLastDuration atomic.Int64 // nanoseconds
+	// storageFullAt is when a write last failed for lack of space (Unix
+	// nanoseconds), for readiness.
+	storageFullAt atomic.Int64
+	// loggedCauses holds the misconfiguration causes already logged at
+	// error level; bounded by maxLoggedCauses.
+	loggedMu     sync.Mutex
+	loggedCauses map[string]bool
+}
+
+// maxLoggedCauses bounds loggedCauses: past it, every cause is logged again
+// rather than remembered, so memory stays bounded.
+const maxLoggedCauses = 64
+
+// firstOccurrence reports whether cause is new to this process.
+func (g *Registry) firstOccurrence(cause string) bool {
+	g.stats.loggedMu.Lock()
+	defer g.stats.loggedMu.Unlock()
+	if g.stats.loggedCauses[cause] {
+		return false
+	}
+	if g.stats.loggedCauses == nil {
+		g.stats.loggedCauses = map[string]bool{}
+	}
+	if len(g.stats.loggedCauses) < maxLoggedCauses {
+		g.stats.loggedCauses[cause] = true
+	}
+	return true
+}
+
+// storageFullFor is how long after a write failed for lack of space the
+// replica reports itself full.
+const storageFullFor = 30 * time.Second
+
+// StorageFull reports whether a write failed for lack of space recently.
+func (g *Registry) StorageFull() bool {
+	at := g.stats.storageFullAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < storageFullFor
 }
 
 // Metrics is a snapshot of the counters, for the /metrics endpoint.

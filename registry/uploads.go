@@ -204,11 +204,15 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		g.deleteQuietly(ctx, key)
 		return errDigestMismatch(d, got)
 	}
-	// A failed commit leaves the data object alone: the record write may
-	// have been applied with its answer lost, and then the record points at
-	// it. commitBlob itself removes the data when it knows another upload
-	// won; otherwise GC's orphan sweep does, once no record names it.
+	// A failed commit leaves the data object alone unless no record names
+	// it: the record write may have been applied with its answer lost.
+	// commitBlob itself removes the data when another upload won; in any
+	// other doubt GC's orphan sweep does, once no record names it.
 	if err := g.commitBlob(ctx, name, d, key, info.Size); err != nil {
+		var notWritten *recordNotWrittenError
+		if errors.As(err, &notWritten) {
+			g.deleteQuietly(ctx, key)
+		}
 		return err
 	}
 	w.Header().Set("Location", blobLocation(name, d))
@@ -250,23 +254,33 @@ func (g *Registry) commitBlob(ctx context.Context, name string, d Digest, key st
 	}
 	rec, _ := json.Marshal(blobRecord{Data: key, Size: size})
 	_, err := g.store.Put(ctx, blobRecordKey(d), bytesReader(string(rec)), storage.PutOptions{CreateOnly: true, Size: int64(len(rec))})
-	switch {
-	case errors.Is(err, storage.ErrExists):
+	if err != nil {
+		// Whatever the error, the record now tells whose data serves d.
 		existing, rerr := g.readRecord(ctx, d)
-		if rerr != nil {
+		switch {
+		case rerr == nil && existing.Data == key:
+			// Ours: the write was applied and its answer lost.
+		case rerr == nil:
+			// Another upload of d committed first; theirs serves, ours goes.
+			g.deleteQuietly(ctx, key)
+		case errors.Is(rerr, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists):
+			return &recordNotWrittenError{err: err}
+		default:
 			// Unknown whose record it is: keep our data (GC removes it if
 			// it is nobody's) and let the client retry.
-			return fmt.Errorf("blob %s: record exists but reading it back failed: %w", d, rerr)
+			return fmt.Errorf("blob %s: writing the record failed (%w) and reading it back failed: %w", d, err, rerr)
 		}
-		if existing.Data != key {
-			// Another upload of d committed first; theirs stays, ours goes.
-			g.deleteQuietly(ctx, key)
-		}
-	case err != nil:
-		return err
 	}
 	return g.link(ctx, name, d)
 }
+
+// recordNotWrittenError: the blob record write failed and no record exists,
+// so nothing points at the upload's data. A monolithic upload deletes its
+// data then; a session keeps it for the retried PUT.
+type recordNotWrittenError struct{ err error }
+
+func (e *recordNotWrittenError) Error() string { return "writing the blob record: " + e.err.Error() }
+func (e *recordNotWrittenError) Unwrap() error { return e.err }
 
 // errBeingCollected is the retryable answer to a write of d that races GC
 // deleting an older copy of it.

@@ -33,6 +33,13 @@ var (
 	// ErrInvalidKey: the key is empty, absolute, or contains "." or ".."
 	// segments. Drivers reject such keys before touching the store.
 	ErrInvalidKey = errors.New("storage: invalid key")
+	// ErrFull: the store has no space left (ENOSPC, a quota). Nothing
+	// partial was left behind; the same write works once space is freed.
+	ErrFull = errors.New("storage: no space left")
+	// ErrMisconfigured: the store refuses us for a reason no retry fixes
+	// (access denied, bad credentials, a missing bucket). The wrapped
+	// error names the cause for the operator.
+	ErrMisconfigured = errors.New("storage: backend misconfigured")
 )
 
 // Retryable reports whether an error is transient (throttling, timeouts, 5xx)

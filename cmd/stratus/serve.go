@@ -110,16 +110,22 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		defer close(gcDone)
 		reg.RunGCLoop(gcCtx)
 	}()
+	reaperDone := make(chan struct{})
+	go func() {
+		defer close(reaperDone)
+		reg.RunUploadReaper(gcCtx)
+	}()
 	defer func() {
 		stopGC()
 		<-gcDone
+		<-reaperDone
 	}()
 	if cfg.Registry.GC.Interval > 0 {
 		logger.Info("background garbage collection on", "interval", cfg.Registry.GC.Interval, "grace", cfg.Registry.GC.Grace)
 	}
 
 	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	ready := readiness(driver, store, logger)
+	ready := readiness(reg, driver, store, logger)
 	// No http.ServeMux in front of the registry: it would clean paths and
 	// answer "/v2/a/../b" with a redirect, where a registry must answer
 	// NAME_INVALID and store nothing.
@@ -184,21 +190,27 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	return nil
 }
 
-// readiness answers 200 when the object store answers. The session store
-// is reported but does not make the replica unready: every replica shares
-// it, and pulls must go on while it is down (pushes answer 503 meanwhile).
-func readiness(d storage.Driver, s locking.Store, logger *slog.Logger) http.Handler {
+// readiness answers 200 when the object store answers and has room. The
+// session store is reported but does not make the replica unready: every
+// replica shares it, and pulls must go on while it is down (pushes answer
+// 503 meanwhile). Probes are often unauthenticated: the body says what is
+// wrong, the log says why (no paths, keys or endpoints in the answer).
+func readiness(reg *registry.Registry, d storage.Driver, s locking.Store, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if _, err := d.Stat(ctx, "health/readiness-probe"); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			logger.Warn("not ready", "err", err)
-			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
+			logger.Warn("not ready: storage probe failed", "err", err)
+			http.Error(w, "not ready: storage backend unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if reg.StorageFull() {
+			http.Error(w, "not ready: storage full (a write failed for lack of space)", http.StatusServiceUnavailable)
 			return
 		}
 		if _, err := s.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, locking.ErrNotFound) {
 			logger.Warn("session store unavailable: pushes fail until it is back", "err", err)
-			fmt.Fprintf(w, "degraded: sessions: %v\n", err)
+			fmt.Fprintln(w, "degraded: session store (redis) unavailable; pushes fail, pulls work")
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -16,6 +16,9 @@ var (
 )
 
 func opErr(op, key string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: %w", storage.ErrFull, err)
+	}
 	return &storage.OpError{Op: op, Driver: driverName, Key: key, Err: err}
 }
 

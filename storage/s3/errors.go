@@ -34,6 +34,21 @@ var throttleCodes = map[string]bool{
 	"BandwidthLimitExceeded": true,
 }
 
+// misconfigCodes are answers no retry fixes, with what the operator should
+// check.
+var misconfigCodes = map[string]string{
+	"AccessDenied":              "access denied; check the credentials and the IAM policy",
+	"AllAccessDisabled":         "all access to the bucket is disabled",
+	"InvalidAccessKeyId":        "the access key is not known to the store",
+	"SignatureDoesNotMatch":     "the secret key does not match the access key",
+	"InvalidToken":              "the session token is invalid",
+	"ExpiredToken":              "the credentials expired and could not be refreshed",
+	"NoSuchBucket":              "the bucket does not exist; check storage.s3.bucket and region",
+	"InvalidBucketName":         "the bucket name is invalid",
+	"AccountProblem":            "the AWS account has a problem that prevents the operation",
+	"KMS.AccessDeniedException": "access to the KMS key is denied",
+}
+
 // transientCodes fail now but may succeed when repeated.
 var transientCodes = map[string]bool{
 	"InternalError":              true,
@@ -73,9 +88,12 @@ func classify(err error) error {
 	switch {
 	case code == "NoSuchUpload":
 		return fmt.Errorf("%w: %w", errUploadGone, err)
-	case code == "NoSuchBucket":
-		// A configuration problem, not a missing object.
-		return err
+	case misconfigCodes[code] != "":
+		// A configuration problem, not a missing object or a transient
+		// failure: no retry helps until the operator fixes it.
+		return fmt.Errorf("%w: %s: %w", storage.ErrMisconfigured, misconfigCodes[code], err)
+	case status == 403:
+		return fmt.Errorf("%w: access denied by the store (HTTP 403): %w", storage.ErrMisconfigured, err)
 	case code == "NoSuchKey" || code == "NotFound" || status == 404:
 		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
 	case code == "PreconditionFailed" || status == 412:
