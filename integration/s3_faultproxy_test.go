@@ -198,19 +198,20 @@ type s3FaultProxy struct {
 	errs       []string // the proxy's own failures
 }
 
-// faultSeed is $STRATUS_FAULT_SEED, or the clock; it is logged so that a
+// faultSeed is $S3FAULT_SEED (not STRATUS_*, which `stratus serve` would
+// reject as an unknown setting), or the clock; it is logged so that a
 // failing run can be repeated.
 func faultSeed(t *testing.T) uint64 {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("STRATUS_FAULT_SEED"); s != "" {
+	if s := os.Getenv("S3FAULT_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("STRATUS_FAULT_SEED=%q: %v", s, err)
+			t.Fatalf("S3FAULT_SEED=%q: %v", s, err)
 		}
 		seed = v
 	}
-	t.Logf("fault seed %d (repeat with STRATUS_FAULT_SEED=%d)", seed, seed)
+	t.Logf("fault seed %d (repeat with S3FAULT_SEED=%d)", seed, seed)
 	return seed
 }
 

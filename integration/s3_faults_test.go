@@ -29,7 +29,7 @@ func applyThenDropPlan() faultPlan {
 	p.set(faultBefore, 0.04, allS3Ops()...)
 	p.set(faultAfter, 0.04, allS3Ops()...)
 	p.set(faultTruncate, 0.03, opGetObject)
-	p.forceAfter = 20
+	p.forceAfter = 5 // rare operations (AbortMultipartUpload) are covered too
 	return p
 }
 

@@ -89,11 +89,11 @@ func (w *faultWorker) step(ctx context.Context) {
 		w.pushBlob(ctx, w.shared[w.rng.IntN(len(w.shared))], w.rng.IntN(2) == 0)
 	case p < 61:
 		w.pushBlob(ctx, newContent(0, 0, 0), true) // the empty blob: no PATCH at all
-	case p < 66:
+	case p < 68:
 		w.cancelUpload(ctx)
-	case p < 79:
+	case p < 80:
 		w.pushManifest(ctx)
-	case p < 86:
+	case p < 87:
 		w.pushImage(ctx)
 	default:
 		w.pullSome(ctx)
@@ -109,12 +109,12 @@ func (w *faultWorker) newContent(size int64) blobContent {
 // have several parts (and chunked ones an UploadPartCopy tail).
 func (w *faultWorker) blobSize(chunked bool) int64 {
 	if chunked {
-		if w.rng.IntN(100) < 25 {
+		if w.rng.IntN(100) < 35 {
 			return w.partSize + w.rng.Int64N(w.partSize+w.partSize/5)
 		}
 		return 16<<10 + w.rng.Int64N(3<<20)
 	}
-	if w.rng.IntN(100) < 10 {
+	if w.rng.IntN(100) < 20 {
 		return w.partSize + 1 + w.rng.Int64N(3<<20)
 	}
 	return 1<<10 + w.rng.Int64N(256<<10)
