@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -235,6 +237,14 @@ func newS3FaultProxy(t *testing.T, target string, seed uint64, plan faultPlan) *
 	// Keep the Host header the client signed (SigV4 covers it).
 	director := f.rp.Director
 	f.rp.Director = func(r *http.Request) { host := r.Host; director(r); r.Host = host }
+	f.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		// stratus cancels requests (a failed part stops its siblings);
+		// any other failure to reach MinIO is the proxy's own.
+		if !errors.Is(err, context.Canceled) {
+			f.fail("%s %s: forwarding: %v", r.Method, r.URL, err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	srv := httptest.NewServer(f)
 	t.Cleanup(func() {
 		srv.Close()
