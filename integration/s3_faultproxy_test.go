@@ -353,8 +353,7 @@ func (f *s3FaultProxy) forward(r *http.Request) (*http.Response, error) {
 func (f *s3FaultProxy) applyThenDrop(w http.ResponseWriter, r *http.Request, op s3Op) {
 	resp, err := f.forward(r)
 	if err != nil {
-		f.fail("%s: forwarding: %v", op, err)
-		http.Error(w, err.Error(), http.StatusBadGateway)
+		f.rp.ErrorHandler(w, r, err)
 		return
 	}
 	io.Copy(io.Discard, resp.Body)
@@ -369,8 +368,7 @@ func (f *s3FaultProxy) applyThenDrop(w http.ResponseWriter, r *http.Request, op 
 func (f *s3FaultProxy) truncate(w http.ResponseWriter, r *http.Request, op s3Op) {
 	resp, err := f.forward(r)
 	if err != nil {
-		f.fail("%s: forwarding: %v", op, err)
-		http.Error(w, err.Error(), http.StatusBadGateway)
+		f.rp.ErrorHandler(w, r, err)
 		return
 	}
 	defer resp.Body.Close()
