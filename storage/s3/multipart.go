@@ -390,14 +390,15 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 			d.logger.Warn("aborting the multipart upload of an empty object", "key", st.Key, "error", err)
 		}
 	} else {
-		out, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		var err error
+		info, err = d.completeIdempotent(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(st.UploadID),
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
+		}, st.Size)
 		if err != nil {
 			return storage.Info{}, opError("commit", st.Key, err)
 		}
-		info = storage.Info{Key: st.Key, Size: st.Size, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}
+		info.Key = st.Key
 	}
 	m.err = errWriterDone
 	if err := m.deleteTails(ctx); err != nil {
@@ -547,7 +548,7 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	if conditional {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	out, err := d.client.CompleteMultipartUpload(ctx, complete)
+	info, err := d.completeIdempotent(ctx, complete, total)
 	if err != nil {
 		err = opError("put", key, err)
 		if errors.Is(err, storage.ErrExists) {
@@ -559,5 +560,6 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		}
 		return storage.Info{}, err
 	}
-	return storage.Info{Key: key, Size: total, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}, nil
+	info.Key = key
+	return info, nil
 }
