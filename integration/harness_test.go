@@ -66,13 +66,19 @@ func uniquePrefix(t *testing.T) string {
 
 // s3Args are the `stratus serve` flags for MinIO under prefix.
 func s3Args(srv *s3test.Server, prefix string) []string {
+	return s3ArgsVia(srv, prefix, srv.Config(prefix).Endpoint)
+}
+
+// s3ArgsVia is s3Args with the S3 API reached at endpoint (a proxy in front
+// of MinIO) instead of MinIO's own address.
+func s3ArgsVia(srv *s3test.Server, prefix, endpoint string) []string {
 	c := srv.Config(prefix)
 	return []string{
 		"--set", "storage.driver=s3",
 		"--set", "storage.s3.bucket=" + c.Bucket,
 		"--set", "storage.s3.region=" + c.Region,
 		"--set", "storage.s3.root_directory=" + c.RootDirectory,
-		"--set", "storage.s3.endpoint=" + c.Endpoint,
+		"--set", "storage.s3.endpoint=" + endpoint,
 		"--set", "storage.s3.force_path_style=true",
 		"--set", "storage.s3.access_key=" + c.AccessKey,
 		"--set", "storage.s3.secret_key=" + c.SecretKey,

@@ -6,18 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,76 +170,19 @@ func TestS3UploadResumedByAnotherProcess(t *testing.T) {
 	verifyStream(t, b.URL()+"/v2/resume/blob/blobs/"+dgst, dgst, size)
 }
 
-// faultProxy sits between stratus and MinIO and, while enabled, answers a
-// share of requests with 503 SlowDown, resets the connection, or delays.
-type faultProxy struct {
-	enabled               atomic.Bool
-	slowdown, resets, lag atomic.Int64
-	rng                   *rand.Rand
-	mu                    sync.Mutex
-}
-
-func (f *faultProxy) roll() float64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.rng.Float64()
-}
-
-func newFaultProxy(t *testing.T, target string) (*faultProxy, string) {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &faultProxy{rng: rand.New(rand.NewPCG(42, 43))}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// Keep the Host header the client signed (SigV4 covers it).
-	director := rp.Director
-	rp.Director = func(r *http.Request) { host := r.Host; director(r); r.Host = host }
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.enabled.Load() {
-			switch p := f.roll(); {
-			case p < 0.08:
-				f.slowdown.Add(1)
-				io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
-				return
-			case p < 0.12:
-				f.resets.Add(1)
-				if hj, ok := w.(http.Hijacker); ok {
-					if conn, _, err := hj.Hijack(); err == nil {
-						if tc, ok := conn.(*net.TCPConn); ok {
-							tc.SetLinger(0)
-						}
-						conn.Close()
-						return
-					}
-				}
-			case p < 0.20:
-				f.lag.Add(1)
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return f, srv.URL
-}
-
 // TestS3Faults pushes blobs through a store that throttles, resets and
 // stalls. Every answer is a success or a clean retryable error (429/503
 // with Retry-After, never a bare 500), and nothing acknowledged or visible
 // is ever corrupt.
 func TestS3Faults(t *testing.T) {
 	mio := s3test.Start(t)
-	f, proxyURL := newFaultProxy(t, mio.Endpoint)
-	args := s3Args(mio, uniquePrefix(t))
-	for i := range args {
-		if args[i] == "storage.s3.endpoint="+mio.Endpoint {
-			args[i] = "storage.s3.endpoint=" + proxyURL
-		}
-	}
+	var plan faultPlan
+	plan.set(faultBefore, 0.08, allS3Ops()...)
+	plan.set(faultReset, 0.04, allS3Ops()...)
+	plan.set(faultLag, 0.08, allS3Ops()...)
+	plan.lag = 200 * time.Millisecond
+	f := newS3FaultProxy(t, mio.Endpoint, 42, plan)
+	args := s3ArgsVia(mio, uniquePrefix(t), f.URL)
 	args = append(args, "--set", "storage.s3.max_retries=1", "--set", "storage.s3.request_timeout=5s")
 	srv := startServer(t, args)
 	f.enabled.Store(true)
@@ -294,8 +231,8 @@ func TestS3Faults(t *testing.T) {
 		}
 	}
 	f.enabled.Store(false)
-	t.Logf("statuses %v; injected %d SlowDown, %d resets, %d delays", statuses, f.slowdown.Load(), f.resets.Load(), f.lag.Load())
-	if f.slowdown.Load()+f.resets.Load() == 0 {
+	t.Logf("statuses %v; injected %d SlowDown, %d resets, %d delays", statuses, f.injectedTotal(faultBefore), f.injectedTotal(faultReset), f.injectedTotal(faultLag))
+	if f.injectedTotal(faultBefore)+f.injectedTotal(faultReset) == 0 {
 		t.Fatal("no fault was injected")
 	}
 	for _, b := range acked {

@@ -3,8 +3,6 @@ package s3
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -392,70 +390,21 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 			d.logger.Warn("aborting the multipart upload of an empty object", "key", st.Key, "error", err)
 		}
 	} else {
-		out, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		var err error
+		info, err = d.completeIdempotent(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: &d.cfg.Bucket, Key: aws.String(objectKey), UploadId: aws.String(st.UploadID),
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
+		}, st.Size)
 		if err != nil {
-			done, derr := d.completedEarlier(ctx, st.Key, st.Size, parts, err)
-			if derr != nil {
-				return storage.Info{}, opError("commit", st.Key, derr)
-			}
-			info = done
-		} else {
-			info = storage.Info{Key: st.Key, Size: st.Size, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}
+			return storage.Info{}, opError("commit", st.Key, err)
 		}
+		info.Key = st.Key
 	}
 	m.err = errWriterDone
 	if err := m.deleteTails(ctx); err != nil {
 		d.logger.Warn("deleting multipart tail objects after commit", "key", st.Key, "error", err)
 	}
 	return info, nil
-}
-
-// completedEarlier handles a completion that finds the upload gone. That
-// is what the SDK's retry of a CompleteMultipartUpload sees when the first
-// attempt was applied but its answer lost (docs/architecture.md,
-// "Retries"). The object is then there with our size and, when S3's
-// multipart ETag can be computed from the part ETags, that ETag; anything
-// else means the upload really was aborted or expired, and completeErr
-// stands.
-func (d *Driver) completedEarlier(ctx context.Context, key string, size int64, parts []types.CompletedPart, completeErr error) (storage.Info, error) {
-	if !errors.Is(classify(completeErr), storage.ErrHandleExpired) {
-		return storage.Info{}, completeErr
-	}
-	info, err := d.Stat(ctx, key)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return storage.Info{}, completeErr
-		}
-		return storage.Info{}, err
-	}
-	if info.Size != size || !multipartETagMatches(info.ETag, parts) {
-		return storage.Info{}, fmt.Errorf("upload gone and the object holds something else (%d bytes, ETag %s): %w", info.Size, info.ETag, completeErr)
-	}
-	d.logger.Info("multipart upload was completed by an earlier attempt whose answer was lost", "key", key)
-	return info, nil
-}
-
-// multipartETagMatches checks an object's ETag against the parts it was
-// completed from: S3 (and MinIO) set it to the MD5 of the parts' binary
-// MD5s, then "-<count>". Part ETags that are not plain MD5s (SSE-KMS) only
-// allow checking the count.
-func multipartETagMatches(etag string, parts []types.CompletedPart) bool {
-	want := fmt.Sprintf("-%d", len(parts))
-	if !strings.HasSuffix(etag, want) {
-		return false
-	}
-	sum := md5.New()
-	for _, p := range parts {
-		raw, err := hex.DecodeString(strings.Trim(aws.ToString(p.ETag), `"`))
-		if err != nil || len(raw) != md5.Size {
-			return true
-		}
-		sum.Write(raw)
-	}
-	return etag == hex.EncodeToString(sum.Sum(nil))+want
 }
 
 // Abort implements storage.Multipart.
@@ -599,12 +548,7 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	if conditional {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	out, err := d.client.CompleteMultipartUpload(ctx, complete)
-	if err != nil {
-		if info, derr := d.completedEarlier(ctx, key, total, parts, err); derr == nil {
-			return info, nil
-		}
-	}
+	info, err := d.completeIdempotent(ctx, complete, total)
 	if err != nil {
 		err = opError("put", key, err)
 		if errors.Is(err, storage.ErrExists) {
@@ -616,5 +560,6 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		}
 		return storage.Info{}, err
 	}
-	return storage.Info{Key: key, Size: total, ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}, nil
+	info.Key = key
+	return info, nil
 }
