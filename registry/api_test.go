@@ -42,7 +42,11 @@ func newTestRegistry(t *testing.T) *testRegistry {
 
 func newTestRegistryWith(t *testing.T, cfg Config, locks locking.Store) (*testRegistry, *Registry) {
 	t.Helper()
-	store := inmemory.New()
+	return newTestRegistryOn(t, cfg, locks, inmemory.New())
+}
+
+func newTestRegistryOn(t *testing.T, cfg Config, locks locking.Store, store storage.Driver) (*testRegistry, *Registry) {
+	t.Helper()
 	reg, err := New(context.Background(), cfg, Deps{Storage: store, Locking: locks})
 	if err != nil {
 		t.Fatal(err)

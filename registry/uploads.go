@@ -195,6 +195,9 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 	body := &clientBody{r: r.Body}
 	info, err := g.store.Put(ctx, key, io.TeeReader(body, h), storage.PutOptions{Size: r.ContentLength})
 	if err != nil {
+		// The write may have been applied with its answer lost; the key is
+		// this request's own, so removing it cannot hurt anyone.
+		g.deleteQuietly(ctx, key)
 		if body.err != nil {
 			return newError(http.StatusBadRequest, codeBlobUploadInvalid, "reading the blob failed after %d bytes: %v", body.n, body.err)
 		}

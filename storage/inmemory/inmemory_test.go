@@ -25,6 +25,17 @@ func TestDriver(t *testing.T) {
 	}, drivertest.Config{SkipBoundedMemory: true, LargeSize: size})
 }
 
+// TestFaultyWrapper: the fault-injecting wrapper with no rules meets the
+// same contract as the driver it wraps.
+func TestFaultyWrapper(t *testing.T) {
+	shared := inmemory.New()
+	drivertest.RunWith(t, func(t *testing.T) storage.Driver {
+		d := drivertest.NewFaulty(shared.Clone())
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}, drivertest.Config{SkipBoundedMemory: true, LargeSize: 8 << 20})
+}
+
 func TestStoresAreSeparate(t *testing.T) {
 	ctx := context.Background()
 	a, b := inmemory.New(), inmemory.New()

@@ -149,10 +149,17 @@ func (d *Driver) conditionalWrites(ctx context.Context) (bool, error) {
 		})
 		return err
 	}
-	if err := put(); err != nil {
-		return false, fmt.Errorf("probing conditional writes: %w", err)
+	// The key is fresh, so a 412 on the first write can only be the SDK's
+	// retry of our own write, applied with its answer lost: the server
+	// honours the precondition.
+	firstErr := put()
+	if firstErr != nil && !errors.Is(classify(firstErr), storage.ErrExists) {
+		return false, fmt.Errorf("probing conditional writes: %w", firstErr)
 	}
-	err := put()
+	err := firstErr
+	if err == nil {
+		err = put()
+	}
 	if derr := d.deleteObject(ctx, "probe", key, key); derr != nil {
 		d.logger.Warn("deleting the conditional-write probe object", "key", key, "error", derr)
 	}
