@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +123,46 @@ func countKeys(t *testing.T, d storage.Driver, prefix string) int {
 			return n
 		}
 		after = page.Objects[len(page.Objects)-1].Key
+	}
+}
+
+// refusingDriver fails every write the way a driver reports a store that
+// refuses the registry's credentials.
+type refusingDriver struct{ storage.Driver }
+
+func (refusingDriver) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (storage.Info, error) {
+	return storage.Info{}, &storage.OpError{Op: "put", Driver: "s3", Key: key, Err: fmt.Errorf("%w: access denied; check the credentials and the IAM policy: operation error S3: PutObject, https://bucket.internal.example/%s: StatusCode: 403", storage.ErrMisconfigured, key)}
+}
+
+// TestMisconfiguredStore: a store that refuses the registry answers a clear
+// 503 naming the cause (no Retry-After: retrying does not help, and no
+// endpoint or key in the message), logged at error level once, not per
+// request.
+func TestMisconfiguredStore(t *testing.T) {
+	var logs bytes.Buffer
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	reg, err := New(context.Background(), Config{}, Deps{Storage: refusingDriver{inmemory.New()}, Locking: locks,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	tr := &testRegistry{t: t, srv: srv}
+	blob := []byte("refused")
+	for range 3 {
+		r := tr.do("POST", "/v2/app/blobs/uploads/?digest="+sha(blob), blob)
+		tr.expect(r, 503, codeUnavailable)
+		if r.header.Get("Retry-After") != "" {
+			t.Errorf("misconfiguration answered with Retry-After %q", r.header.Get("Retry-After"))
+		}
+		msg := string(r.body)
+		if !strings.Contains(msg, "s3: access denied; check the credentials and the IAM policy") || strings.Contains(msg, "example") || strings.Contains(msg, "blobs/") {
+			t.Errorf("message does not name the cause, or leaks details: %s", msg)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d error-level log lines for 3 refused requests; want 1:\n%s", n, logs.String())
 	}
 }
