@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,6 +284,10 @@ func TestS3RedirectedPulls(t *testing.T) {
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, mio.Endpoint) || !strings.Contains(loc, "X-Amz-Signature") {
 		t.Fatalf("GET blob: %s, Location %q", resp.Status, loc)
+	}
+	// The configured redirect_expiry (5m), not a built-in default.
+	if u, err := url.Parse(loc); err != nil || u.Query().Get("X-Amz-Expires") != "300" {
+		t.Fatalf("presigned URL expiry %q; want 300 s from storage.s3.redirect_expiry=5m", u.Query().Get("X-Amz-Expires"))
 	}
 	// A real client follows the redirect and gets the right bytes.
 	got, err := remote.Image(r)
