@@ -165,3 +165,38 @@ func TestVersionCommand(t *testing.T) {
 		t.Errorf("version output %q", out.String())
 	}
 }
+
+// TestLoadConfigReportsEverything: one run names every problem of every
+// stage (file, environment, --set, validation), and a zero that a default
+// would silently replace is an error, while a zero that means something
+// (gc.interval 0 = off, s3 max_retries 0 = no retries) is kept.
+func TestLoadConfigReportsEverything(t *testing.T) {
+	file := writeConfig(t, "http:\n  idle_timeout: -1s\nregistry:\n  gc:\n    concurrency: 0\n    interval: 0s\n  bogus: 1\n")
+	_, err := loadConfig(file, []string{"STRATUS_HTTP_ADR=:1"}, []string{"registry.upload_ttl=1s", "no.such.key=1"})
+	if err == nil {
+		t.Fatal("loadConfig accepted a config with errors in every stage")
+	}
+	for _, want := range []string{
+		"field bogus not found",              // file: unknown key
+		"STRATUS_HTTP_ADR",                   // environment typo
+		"no.such.key: unknown configuration", // --set
+		"registry.gc.concurrency: a zero",    // zero replaced by a default
+		"http.idle_timeout: must not be negative",
+		"registry.upload_ttl:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "registry.gc.interval") {
+		t.Errorf("gc.interval 0 means off and must be accepted:\n%v", err)
+	}
+
+	cfg, err := loadConfig("", nil, []string{"storage.driver=s3", "storage.s3.bucket=b", "storage.s3.max_retries=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.S3.MaxRetries == nil || *cfg.Storage.S3.MaxRetries != 0 {
+		t.Errorf("storage.s3.max_retries=0 became %v; 0 means no retries", cfg.Storage.S3.MaxRetries)
+	}
+}
