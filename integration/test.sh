@@ -25,6 +25,7 @@ ORAS_VERSION=v1.3.6
 REGCTL_VERSION=v0.11.7
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 REFERENCE_VERSION=v3.1.2   # CNCF Distribution, the baseline of integration/bench
+STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -64,11 +65,18 @@ go_tool oras "oras.land/oras/cmd/oras@$ORAS_VERSION"
 go_tool regctl "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
 go_tool conformance "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION"
 go_tool registry "github.com/distribution/distribution/v3/cmd/registry@$REFERENCE_VERSION"
+go_tool staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 
 log "gofmt and go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed on:"; echo "$unformatted"; exit 1; fi
 go vet ./...
+
+log "go mod tidy -diff"
+if ! go mod tidy -diff; then echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; fi
+
+log "staticcheck $STATICCHECK_VERSION"
+staticcheck ./...
 
 short=()
 [ -n "${SHORT:-}" ] && short=(-short)

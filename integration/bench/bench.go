@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -72,7 +71,6 @@ type contender struct {
 	rr      *roundRobin
 	gcArgs  []string // serve flags that reach its storage and redis, for `stratus gc run`
 	pulls   map[int64]*blob
-	pullsMu sync.Mutex
 }
 
 func (ct *contender) pids() map[string]int {
