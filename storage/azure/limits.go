@@ -3,6 +3,7 @@ package azure
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -24,9 +25,12 @@ const (
 	// MinBlockSize is the smallest block_size that reaches MinBlobSize
 	// within MaxCommittedBlocks (10,737,419 bytes, about 10.24 MiB).
 	MinBlockSize = (MinBlobSize + MaxCommittedBlocks - 1) / MaxCommittedBlocks
-	// maxSegments bounds the tail segments of one write: past it, the next
-	// small Append rewrites the tail as one segment.
-	maxSegments = 32
+	// segFanout is how many tail segments of one level are merged into
+	// one of the next level (see mergeStart).
+	segFanout = 16
+	// maxHandleSegments bounds the tail segments a handle may list: 15 of
+	// each level, and levels are below log16(4000 MiB) = 8.
+	maxHandleSegments = 128
 )
 
 // limits are the numbers the writer works with: Azure's in production,
@@ -52,8 +56,8 @@ func (l limits) maxBlobSize() int64 { return int64(l.maxBlocks) * l.blockSize }
 func checkBlockSize(n int64) string {
 	switch {
 	case n < MinBlockSize:
-		return fmt.Sprintf("must be at least %d bytes (%s): %d blocks of %s hold only %s, and blobs of %s must fit",
-			int64(MinBlockSize), storage.Size(11<<20), MaxCommittedBlocks, storage.Size(n), storage.Size(n*MaxCommittedBlocks), storage.Size(MinBlobSize))
+		return fmt.Sprintf("must be at least %d bytes (about 10.24 MiB; 11MiB or more): %d blocks of %d bytes hold only %d, and blobs of %s must fit",
+			int64(MinBlockSize), MaxCommittedBlocks, n, n*MaxCommittedBlocks, storage.Size(MinBlobSize))
 	case n > MaxBlockSize:
 		return fmt.Sprintf("must be at most %s (Azure's largest block)", storage.Size(MaxBlockSize))
 	}
@@ -81,37 +85,75 @@ func blockIDs(writeID string, n int) []string {
 	return ids
 }
 
-// tailPlan is the arithmetic of one Append: with tail bytes buffered in
-// segs segments, appending n bytes stages `blocks` full blocks and leaves
-// a tail of `tail` bytes in `segments` segments; rewritten is how many
-// earlier tail bytes are written again (only when the segment count would
-// pass maxSegments). Append follows the same rules while it streams; this
-// form lets tests run a 500 GiB upload in milliseconds.
+// mergeStart decides how a new level-0 tail segment joins a tail whose
+// segments (oldest first) have the given levels: segments levels[j:] and
+// the new bytes are written as one segment of the returned level
+// (j == len(levels) and level 0: no merge). Like a base-16 counter, 16
+// segments of one level become one of the next, so levels never increase
+// towards the newest segment, a tail has at most 15 segments per level,
+// and a tail byte is rewritten at most once per level: log16(block_size /
+// append size) times (none for 1 MiB PATCHes into 16 MiB blocks, 2 for
+// 4000 MiB blocks).
+func mergeStart(levels []int) (j, level int) {
+	j = len(levels)
+	for {
+		run := 0
+		for k := j - 1; k >= 0 && levels[k] == level; k-- {
+			run++
+		}
+		// The run plus what merges into it (the new segment, or the
+		// merged run of the level below) makes segFanout.
+		if run+1 < segFanout {
+			return j, level
+		}
+		j -= run
+		level++
+	}
+}
+
+// tailSeg is a tail segment for the arithmetic: its size and level.
+type tailSeg struct {
+	size  int64
+	level int
+}
+
+// tailPlan is the arithmetic of one Append: appending n bytes to a tail
+// of segs stages `blocks` full blocks and leaves the tail segs; rewritten
+// counts earlier tail bytes written again by a merge. Append follows the
+// same rules (mergeStart) while it streams; this form lets tests run a
+// 500 GiB upload in milliseconds.
 type tailPlan struct {
 	blocks    int64
-	tail      int64
-	segments  int
+	segs      []tailSeg
 	rewritten int64
 }
 
-func (l limits) plan(tail int64, segs int, n int64) tailPlan {
+func (l limits) plan(segs []tailSeg, n int64) tailPlan {
+	var tail int64
+	levels := make([]int, len(segs))
+	for i, s := range segs {
+		tail += s.size
+		levels[i] = s.level
+	}
 	total := tail + n
-	full := total / l.blockSize
-	rest := total % l.blockSize
-	switch {
+	switch full := total / l.blockSize; {
 	case n == 0:
-		return tailPlan{tail: tail, segments: segs}
+		return tailPlan{segs: segs}
 	case full > 0:
-		p := tailPlan{blocks: full, tail: rest}
-		if rest > 0 {
-			p.segments = 1
+		p := tailPlan{blocks: full}
+		if rest := total % l.blockSize; rest > 0 {
+			p.segs = []tailSeg{{size: rest}}
 		}
 		return p
-	case segs < maxSegments:
-		return tailPlan{tail: total, segments: segs + 1}
-	default:
-		return tailPlan{tail: total, segments: 1, rewritten: tail}
 	}
+	j, level := mergeStart(levels)
+	merged := tailSeg{size: n, level: level}
+	var rewritten int64
+	for _, s := range segs[j:] {
+		merged.size += s.size
+		rewritten += s.size
+	}
+	return tailPlan{segs: append(slices.Clip(segs[:j]), merged), rewritten: rewritten}
 }
 
 // fits reports whether a write of blocks full blocks and a tail can still

@@ -33,9 +33,9 @@ import (
 // "segment" blobs under _stratus/uploads/W/, one per Append: when a block
 // fills, the segments are read back into the buffer, the block is staged
 // and the segments are deleted one Append later. So every byte is written
-// to a segment at most once (plus rarely once more: the 33rd segment makes
-// the next small Append rewrite the tail as one segment), read back once,
-// and staged once; memory is one block buffer.
+// to a segment once (plus once per merge level, see mergeStart: none for
+// 1 MiB PATCHes into 16 MiB blocks), read back once, and staged once;
+// memory is one block buffer.
 //
 // A marker blob _stratus/uploads/W/session names the target key. It makes
 // an aborted or committed write fail to resume, and lets the reaper find
@@ -65,8 +65,17 @@ type handleState struct {
 }
 
 type segment struct {
-	Seq  int64 `json:"n"`
-	Size int64 `json:"size"`
+	Seq   int64 `json:"n"`
+	Size  int64 `json:"size"`
+	Level int   `json:"l,omitempty"` // see mergeStart
+}
+
+func levels(segs []segment) []int {
+	l := make([]int, len(segs))
+	for i, s := range segs {
+		l[i] = s.Level
+	}
+	return l
 }
 
 // marker is the content of a write's session blob.
@@ -84,9 +93,9 @@ type multipart struct {
 	err error
 }
 
-func (d *Driver) uploadsPrefix() string         { return d.root + internalDir + "uploads/" }
-func (d *Driver) writePrefix(id string) string  { return d.uploadsPrefix() + id + "/" }
-func (d *Driver) markerName(id string) string   { return d.writePrefix(id) + "session" }
+func (d *Driver) uploadsPrefix() string        { return d.root + internalDir + "uploads/" }
+func (d *Driver) writePrefix(id string) string { return d.uploadsPrefix() + id + "/" }
+func (d *Driver) markerName(id string) string  { return d.writePrefix(id) + "session" }
 func (d *Driver) segName(id string, n int64) string {
 	return fmt.Sprintf("%sseg-%010d", d.writePrefix(id), n)
 }
@@ -157,16 +166,16 @@ func (d *Driver) checkHandle(st *handleState) error {
 		return errors.New("invalid write id")
 	case st.Blocks < 0 || st.Blocks > d.lim.maxBlocks || st.BlockBytes < 0 || (st.Blocks == 0) != (st.BlockBytes == 0):
 		return errors.New("invalid block count")
-	case len(st.Segs) > maxSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:
+	case len(st.Segs) > maxHandleSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:
 		return errors.New("invalid tail")
 	}
 	total := st.BlockBytes
-	prev := st.Clean - 1
+	prev, level := st.Clean-1, 64
 	for _, s := range st.Segs {
-		if s.Seq <= prev || s.Seq > st.Seq || s.Size <= 0 {
+		if s.Seq <= prev || s.Seq > st.Seq || s.Size <= 0 || s.Level < 0 || s.Level > level {
 			return errors.New("invalid tail segment")
 		}
-		prev = s.Seq
+		prev, level = s.Seq, s.Level
 		total += s.Size
 	}
 	if total != st.Size {
@@ -230,11 +239,11 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 		if n == 0 {
 			return 0, nil
 		}
-		if tail+int64(n) < m.d.lim.blockSize && len(st.Segs) < maxSegments {
+		if j, _ := mergeStart(levels(st.Segs)); tail+int64(n) < m.d.lim.blockSize && j == len(st.Segs) {
 			if !m.d.lim.fits(int64(st.Blocks), tail+int64(n)) {
 				return 0, m.limitError(&st)
 			}
-			if err := m.writeSegment(ctx, &st, (*sp)[:n]); err != nil {
+			if err := m.writeSegment(ctx, &st, (*sp)[:n], 0); err != nil {
 				return 0, m.fail("append", err)
 			}
 			st.Size += int64(n)
@@ -296,14 +305,15 @@ func (m *multipart) appendBlocks(ctx context.Context, st handleState, tail int64
 	case staged && filled == 0:
 		err = m.writeMarker(ctx) // no new segment: record the activity for the reaper
 	case staged:
-		err = m.writeSegment(ctx, &st, buf[:filled])
-	case len(st.Segs) < maxSegments:
-		err = m.writeSegment(ctx, &st, buf[tail:filled])
+		err = m.writeSegment(ctx, &st, buf[:filled], 0)
 	default:
-		// Too many segments: rewrite the tail and the new bytes as one.
-		if err = m.loadTail(ctx, st.Segs, buf[:tail]); err == nil {
-			st.Segs = nil
-			err = m.writeSegment(ctx, &st, buf[:filled])
+		// The new bytes join the tail, merged with its newest segments
+		// when mergeStart says so.
+		j, level := mergeStart(levels(st.Segs))
+		from := tail - tailSize(st.Segs[j:])
+		if err = m.loadTail(ctx, st.Segs[j:], buf[from:tail]); err == nil {
+			st.Segs = slices.Clone(st.Segs[:j]) // m.st keeps its own array
+			err = m.writeSegment(ctx, &st, buf[from:filled], level)
 		}
 	}
 	if err != nil {
@@ -331,13 +341,13 @@ func (m *multipart) finish(ctx context.Context, st *handleState, start int64) {
 
 // writeSegment writes data as the next tail segment. A failed Append that
 // wrote the same number is overwritten: no handle names it.
-func (m *multipart) writeSegment(ctx context.Context, st *handleState, data []byte) error {
+func (m *multipart) writeSegment(ctx context.Context, st *handleState, data []byte, level int) error {
 	st.Seq++
 	_, err := m.d.blockBlob(m.d.segName(st.ID, st.Seq)).Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), nil)
 	if err != nil {
 		return err
 	}
-	st.Segs = append(st.Segs, segment{Seq: st.Seq, Size: int64(len(data))})
+	st.Segs = append(st.Segs, segment{Seq: st.Seq, Size: int64(len(data)), Level: level})
 	return nil
 }
 

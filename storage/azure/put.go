@@ -53,9 +53,8 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	} else {
 		n, err = io.ReadFull(r, *bp)
 		if err == nil {
-			first := *bp
 			release = func() {} // putBlocks owns the buffer now
-			return d.putBlocks(ctx, key, r, first, func() { d.putBuf(bp) }, opts)
+			return d.putBlocks(ctx, key, r, bp, opts)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = nil
@@ -102,14 +101,30 @@ func readExactly(r io.Reader, p []byte) (int, error) {
 // blocks carry a fresh write id, so they cannot mix with another write's.
 // If the Put fails, its uncommitted blocks stay on the blob, invisible,
 // until Azure drops them (7 days) or the next commit to the key does.
-func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, first []byte, releaseFirst func(), opts storage.PutOptions) (storage.Info, error) {
+func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBuf *[]byte, opts storage.PutOptions) (storage.Info, error) {
+	first := *firstBuf
 	bb := d.blockBlob(d.blobName(key))
 	writeID := randomID()
+	// A free list of its own: upload_concurrency buffers in flight plus
+	// the one being filled, reused for the whole body, so a long Put does
+	// not churn the shared pool (which the GC empties) into garbage.
+	conc := d.cfg.UploadConcurrency
+	free := make(chan *[]byte, conc+1)
+	for range conc {
+		free <- nil // allocated on first use
+	}
+	defer func() {
+		for range conc + 1 {
+			if bp := <-free; bp != nil {
+				d.putBuf(bp)
+			}
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.cfg.UploadConcurrency)
-	send := func(i int, data []byte, release func()) {
+	g.SetLimit(conc)
+	send := func(i int, data []byte, done func()) {
 		g.Go(func() error {
-			defer release()
+			defer done()
 			_, err := bb.StageBlock(gctx, blockID(writeID, i), streaming.NopCloser(bytes.NewReader(data)), nil)
 			return err
 		})
@@ -117,19 +132,22 @@ func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, first [
 	var readErr error
 	total := int64(len(first))
 	count := 1
-	send(0, first, releaseFirst)
+	send(0, first, func() { free <- firstBuf })
 	for gctx.Err() == nil {
-		bp := d.getBuf()
+		bp := <-free
+		if bp == nil {
+			bp = d.getBuf()
+		}
 		n, err := io.ReadFull(r, *bp)
 		switch {
 		case n == 0:
-			d.putBuf(bp)
+			free <- bp
 		case count >= d.lim.maxBlocks:
-			d.putBuf(bp)
+			free <- bp
 			readErr = fmt.Errorf("object exceeds %d blocks of %s", d.lim.maxBlocks, storage.Size(d.lim.blockSize))
 		default:
 			total += int64(n)
-			send(count, (*bp)[:n], func() { d.putBuf(bp) })
+			send(count, (*bp)[:n], func() { free <- bp })
 			count++
 		}
 		if readErr != nil || err == io.EOF || err == io.ErrUnexpectedEOF {
