@@ -20,7 +20,7 @@ export PATH="$TOOLS/bin:$(go env GOPATH)/bin:$PATH"
 
 # Versions of the external programs the tests drive. Pinned so a run is repeatable.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
-AZURITE_VERSION=3.35.0     # npm; storage/azure/azuretest pins the same
+AZURITE_VERSION=3.37.0     # npm; storage/azure/azuretest pins the same
 CRANE_VERSION=v0.22.1
 ORAS_VERSION=v1.3.6
 REGCTL_VERSION=v0.11.7

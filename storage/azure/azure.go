@@ -11,6 +11,8 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,14 +75,24 @@ var (
 // not contact the store, so a registry can start while Azure is
 // unreachable; the first operation reports that.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) {
-	return newDriver(ctx, cfg, logger, defaultLimits(cfg))
+	return newDriver(ctx, cfg, logger, options{})
 }
 
-func newDriver(_ context.Context, cfg Config, logger *slog.Logger, lim limits) (*Driver, error) {
+// options are what tests change: Azure's limits scaled down, a token
+// credential instead of DefaultAzureCredential, a private CA.
+type options struct {
+	lim     limits
+	cred    azcore.TokenCredential
+	rootCAs *x509.CertPool
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func newDriver(_ context.Context, cfg Config, logger *slog.Logger, o options) (*Driver, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	lim := o.lim
 	if lim.blockSize == 0 {
 		lim = defaultLimits(cfg)
 	}
@@ -114,6 +126,12 @@ func newDriver(_ context.Context, cfg Config, logger *slog.Logger, lim limits) (
 		MaxIdleConnsPerHost:   64, // one host, many concurrent requests
 		ForceAttemptHTTP2:     true,
 	}
+	if o.dial != nil {
+		transport.DialContext = o.dial
+	}
+	if o.rootCAs != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: o.rootCAs, MinVersion: tls.VersionTLS12}
+	}
 	opts := azcore.ClientOptions{
 		Transport: &http.Client{Transport: transport},
 		Retry: policy.RetryOptions{
@@ -139,9 +157,13 @@ func newDriver(_ context.Context, cfg Config, logger *slog.Logger, lim limits) (
 	case sas != "":
 		d.container, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sas, "?"), &container.ClientOptions{ClientOptions: opts})
 	default:
-		cred, cerr := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts})
-		if cerr != nil {
-			return nil, fmt.Errorf("storage.azure: no credential (set account_key, connection_string or sas_token, or configure DefaultAzureCredential): %w", cerr)
+		cred := o.cred
+		if cred == nil {
+			dc, cerr := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts})
+			if cerr != nil {
+				return nil, fmt.Errorf("storage.azure: no credential (set account_key, connection_string or sas_token, or configure DefaultAzureCredential): %w", cerr)
+			}
+			cred = dc
 		}
 		d.container, err = container.NewClient(containerURL, cred, &container.ClientOptions{ClientOptions: opts})
 		if err == nil {

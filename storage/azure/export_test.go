@@ -2,18 +2,28 @@ package azure
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 )
 
 // NewWithLimits builds a driver with a block size and block count below
 // Azure's, so that tests reach the limits with little data.
 func NewWithLimits(ctx context.Context, cfg Config, logger *slog.Logger, blockSize int64, maxBlocks int) (*Driver, error) {
-	return newDriver(ctx, cfg, logger, limits{blockSize: blockSize, maxBlocks: maxBlocks})
+	return newDriver(ctx, cfg, logger, options{lim: limits{blockSize: blockSize, maxBlocks: maxBlocks}})
+}
+
+// NewWithToken builds a driver that authenticates with cred (as
+// DefaultAzureCredential would), trusts rootCAs and connects with dial.
+func NewWithToken(ctx context.Context, cfg Config, logger *slog.Logger, cred azcore.TokenCredential, rootCAs *x509.CertPool,
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*Driver, error) {
+	return newDriver(ctx, cfg, logger, options{cred: cred, rootCAs: rootCAs, dial: dial})
 }
 
 // PlanState follows a write through the arithmetic of limits.plan.

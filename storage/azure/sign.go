@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,12 @@ func (d *Driver) SignedURL(ctx context.Context, key string, ttl time.Duration) (
 	case d.sharedKey != nil:
 		qp, err = v.SignWithSharedKey(d.sharedKey)
 	case d.service != nil:
+		if h := hostOf(u); strings.Split(h, ".")[0] != d.account {
+			// The SDK signs for the account named by the URL's first DNS
+			// label; a path-style endpoint would get URLs that never work.
+			return "", &storage.OpError{Op: "sign", Driver: driverName, Key: key, Err: fmt.Errorf(
+				"%w: a user-delegation SAS needs a service_url whose host starts with the account name %q, not %q", storage.ErrUnsupported, d.account, h)}
+		}
 		var udc *service.UserDelegationCredential
 		udc, err = d.udk.get(ctx, d.service, ttl)
 		if err == nil {
@@ -100,4 +107,13 @@ func (k *delegationKeys) get(ctx context.Context, svc *service.Client, ttl time.
 	}
 	k.cred, k.expires = cred, expires
 	return cred, nil
+}
+
+// hostOf is the host name of a URL, without the port.
+func hostOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
 }

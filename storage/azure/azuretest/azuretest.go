@@ -14,6 +14,8 @@ package azuretest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
@@ -35,7 +38,7 @@ import (
 )
 
 // AzuriteVersion is the pinned release integration/test.sh installs.
-const AzuriteVersion = "3.35.0"
+const AzuriteVersion = "3.37.0"
 
 // The well-known Azurite development account (public, documented by
 // Microsoft; useless outside an emulator).
@@ -56,6 +59,15 @@ type Server struct {
 	ServiceURL string
 	// Container exists when Start returns.
 	Container string
+
+	// RootCAs trusts the server's certificate when it serves HTTPS
+	// (LaunchOAuth); nil for plain HTTP.
+	RootCAs *x509.CertPool
+	// HostStyleURL (LaunchOAuth only) names the same endpoint as
+	// https://devstoreaccount1.localhost:<port>/devstoreaccount1: the
+	// account is also the first DNS label, which the SDK needs to sign
+	// user-delegation SAS URLs. Dial resolves that name to 127.0.0.1.
+	HostStyleURL string
 
 	dir    string
 	cmd    *exec.Cmd
@@ -139,7 +151,15 @@ func FindBinary() (string, error) {
 
 // Launch starts an Azurite of its own (not the shared one) from the binary
 // at bin, waits until it answers and has a container. Close it when done.
-func Launch(bin string) (*Server, error) {
+func Launch(bin string) (*Server, error) { return launch(bin, false) }
+
+// LaunchOAuth starts an Azurite of its own that serves HTTPS with a fresh
+// self-signed certificate (trusted by RootCAs) and accepts bearer tokens
+// (--oauth basic: issuer, audience and lifetime are checked, not the
+// signature), for tests of the azidentity code paths.
+func LaunchOAuth(bin string) (*Server, error) { return launch(bin, true) }
+
+func launch(bin string, oauth bool) (*Server, error) {
 	dir, err := os.MkdirTemp("", "azuretest-azurite-")
 	if err != nil {
 		return nil, err
@@ -155,10 +175,25 @@ func Launch(bin string) (*Server, error) {
 		dir:        dir,
 		exited:     make(chan struct{}),
 	}
-	cmd := exec.Command(bin,
+	args := []string{
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
 		"--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
-		"--disableProductStyleUrl", "--disableTelemetry", "--silent")
+		"--disableProductStyleUrl", "--disableTelemetry", "--silent",
+	}
+	if oauth {
+		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		if s.RootCAs, err = writeCert(certFile, keyFile); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		s.ServiceURL = "https" + strings.TrimPrefix(s.ServiceURL, "http")
+		s.HostStyleURL = "https://" + hostStyleName + ":" + strconv.Itoa(port) + "/" + AccountName
+		args = append(args, "--cert", certFile, "--key", keyFile, "--oauth", "basic")
+	}
+	if f := os.Getenv("AZURITE_DEBUG_LOG"); f != "" {
+		args = append(args, "--debug", f) // Azurite's own request log, for debugging
+	}
+	cmd := exec.Command(bin, args...)
 	// Azurite refuses --location together with --inMemoryPersistence; its
 	// workspace defaults to the working directory, the temp dir here.
 	cmd.Dir = dir
@@ -189,7 +224,7 @@ func Launch(bin string) (*Server, error) {
 // waitLive polls until Azurite answers HTTP at all (an unauthenticated
 // request gets a 403, which is an answer).
 func (s *Server) waitLive(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: s.transport()}
 	deadline := time.Now().Add(limit)
 	for {
 		resp, err := client.Get(s.ServiceURL + "?comp=list")
@@ -216,11 +251,35 @@ func (s *Server) Client() *service.Client {
 	if err != nil {
 		panic(err) // the well-known key is valid base64
 	}
-	c, err := service.NewClientWithSharedKeyCredential(s.ServiceURL, cred, nil)
+	c, err := service.NewClientWithSharedKeyCredential(s.ServiceURL, cred,
+		&service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: &http.Client{Transport: s.transport()}}})
 	if err != nil {
 		panic(err)
 	}
 	return c
+}
+
+// hostStyleName is the name HostStyleURL uses for 127.0.0.1.
+const hostStyleName = AccountName + ".localhost"
+
+// Dial connects to the server whatever host name the address carries, so
+// that HostStyleURL works without DNS; it only ever reaches 127.0.0.1.
+func (s *Server) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+}
+
+// transport trusts the server's certificate, if it has one.
+func (s *Server) transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if s.RootCAs != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	return t
 }
 
 // CreateContainer creates a container; one that exists is fine.
