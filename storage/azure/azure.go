@@ -114,8 +114,38 @@ func newDriver(_ context.Context, cfg Config, logger *slog.Logger, o options) (*
 	}
 	serviceURL = strings.TrimRight(serviceURL, "/")
 
-	// request_timeout bounds connecting and waiting for headers, never a
-	// whole body, which may stream for as long as it needs.
+	transport := newTransport(cfg, o)
+	opts := azcore.ClientOptions{
+		Transport: &http.Client{Transport: transport},
+		Retry: policy.RetryOptions{
+			MaxRetries:    cfg.maxRetries(),
+			RetryDelay:    cfg.RetryDelay,
+			MaxRetryDelay: cfg.MaxRetryDelay,
+		},
+		Telemetry: policy.TelemetryOptions{ApplicationID: "stratus"},
+	}
+	d := &Driver{cfg: cfg, account: account, transport: transport, logger: logger, lim: lim}
+	if root := strings.Trim(cfg.RootDirectory, "/"); root != "" {
+		d.root = root + "/"
+	}
+	if err := d.connect(serviceURL, cs, opts, o.cred); err != nil {
+		return nil, err
+	}
+	blockSize := int(lim.blockSize)
+	d.bufs.New = func() any {
+		b := make([]byte, blockSize)
+		return &b
+	}
+	d.smallBufs.New = func() any {
+		b := make([]byte, smallBufSize)
+		return &b
+	}
+	return d, nil
+}
+
+// newTransport: request_timeout bounds connecting and waiting for
+// headers, never a whole body, which may stream for as long as it needs.
+func newTransport(cfg Config, o options) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -132,36 +162,30 @@ func newDriver(_ context.Context, cfg Config, logger *slog.Logger, o options) (*
 	if o.rootCAs != nil {
 		transport.TLSClientConfig = &tls.Config{RootCAs: o.rootCAs, MinVersion: tls.VersionTLS12}
 	}
-	opts := azcore.ClientOptions{
-		Transport: &http.Client{Transport: transport},
-		Retry: policy.RetryOptions{
-			MaxRetries:    cfg.maxRetries(),
-			RetryDelay:    cfg.RetryDelay,
-			MaxRetryDelay: cfg.MaxRetryDelay,
-		},
-		Telemetry: policy.TelemetryOptions{ApplicationID: "stratus"},
-	}
-	d := &Driver{cfg: cfg, account: account, transport: transport, logger: logger, lim: lim}
-	if root := strings.Trim(cfg.RootDirectory, "/"); root != "" {
-		d.root = root + "/"
-	}
+	return transport
+}
+
+// connect builds the container client (and, with a token credential, the
+// service client that gets user delegation keys) for the configured
+// credential; cred replaces DefaultAzureCredential when set.
+func (d *Driver) connect(serviceURL string, cs connString, opts azcore.ClientOptions, cred azcore.TokenCredential) error {
+	cfg := d.cfg
 	containerURL := serviceURL + "/" + url.PathEscape(cfg.Container)
 	var err error
 	switch key, sas := firstOf(cfg.AccountKey, cs.accountKey), firstOf(cfg.SASToken, cs.sas); {
 	case key != "":
-		d.sharedKey, err = blob.NewSharedKeyCredential(account, key)
+		d.sharedKey, err = blob.NewSharedKeyCredential(d.account, key)
 		if err != nil {
-			return nil, fmt.Errorf("storage.azure.account_key: %w", err)
+			return fmt.Errorf("storage.azure.account_key: %w", err)
 		}
 		d.container, err = container.NewClientWithSharedKeyCredential(containerURL, d.sharedKey, &container.ClientOptions{ClientOptions: opts})
 	case sas != "":
 		d.container, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sas, "?"), &container.ClientOptions{ClientOptions: opts})
 	default:
-		cred := o.cred
 		if cred == nil {
 			dc, cerr := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: opts})
 			if cerr != nil {
-				return nil, fmt.Errorf("storage.azure: no credential (set account_key, connection_string or sas_token, or configure DefaultAzureCredential): %w", cerr)
+				return fmt.Errorf("storage.azure: no credential (set account_key, connection_string or sas_token, or configure DefaultAzureCredential): %w", cerr)
 			}
 			cred = dc
 		}
@@ -171,18 +195,9 @@ func newDriver(_ context.Context, cfg Config, logger *slog.Logger, o options) (*
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("storage.azure: building the client for %s: %w", containerURL, err)
+		return fmt.Errorf("storage.azure: building the client for %s: %w", containerURL, err)
 	}
-	blockSize := int(lim.blockSize)
-	d.bufs.New = func() any {
-		b := make([]byte, blockSize)
-		return &b
-	}
-	d.smallBufs.New = func() any {
-		b := make([]byte, smallBufSize)
-		return &b
-	}
-	return d, nil
+	return nil
 }
 
 func firstOf(a, b string) string {

@@ -173,6 +173,11 @@ func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBu
 		return storage.Info{}, d.opError("put", key, uploadErr)
 	}
 
+	return d.commitPut(ctx, key, bb, blockIDs(writeID, count), total, opts)
+}
+
+// commitPut commits the blocks of a staged Put.
+func (d *Driver) commitPut(ctx context.Context, key string, bb *blockblob.Client, ids []string, size int64, opts storage.PutOptions) (storage.Info, error) {
 	co := &blockblob.CommitBlockListOptions{}
 	if opts.ContentType != "" {
 		co.HTTPHeaders = &blob.HTTPHeaders{BlobContentType: &opts.ContentType}
@@ -180,11 +185,11 @@ func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBu
 	if opts.CreateOnly {
 		co.AccessConditions = ifNoneMatchAny()
 	}
-	resp, err := bb.CommitBlockList(ctx, blockIDs(writeID, count), co)
+	resp, err := bb.CommitBlockList(ctx, ids, co)
 	if err != nil {
 		return storage.Info{}, d.opError("put", key, err)
 	}
-	return storage.Info{Key: key, Size: total, ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
+	return storage.Info{Key: key, Size: size, ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
 }
 
 // discardBlocks drops the uncommitted blocks of a key that has no blob:
