@@ -16,8 +16,7 @@ import (
 )
 
 // azureArgs are the `stratus serve` flags for Azurite under prefix, with
-// the account key given through the environment variable an operator
-// would use for a secret.
+// the well-known development account's shared key.
 func azureArgs(srv *azuretest.Server, prefix string) []string {
 	c := srv.Config(prefix)
 	return []string{

@@ -329,12 +329,18 @@ func (m *multipart) appendBlocks(ctx context.Context, st handleState, tail int64
 // started from (the caller saves a handle after each Append, and keeps the
 // one it started from in case saving the new one fails).
 func (m *multipart) finish(ctx context.Context, st *handleState, start int64) {
-	for n := st.Clean; n < start; n++ {
-		if err := m.d.deleteBlob(ctx, "append", st.Key, m.d.segName(st.ID, n)); err != nil {
-			m.d.logger.Debug("deleting an old tail segment", "key", st.Key, "error", err)
-			break // the next Append, Commit or the reaper tries again
+	if st.Clean < start {
+		names := make([]string, 0, start-st.Clean)
+		for n := st.Clean; n < start; n++ {
+			names = append(names, m.d.segName(st.ID, n))
 		}
-		st.Clean = n + 1
+		// One batch request; on failure the next Append, Commit or the
+		// reaper tries again.
+		if err := m.d.deleteBlobs(ctx, names); err != nil {
+			m.d.logger.Debug("deleting old tail segments", "key", st.Key, "error", err)
+		} else {
+			st.Clean = start
+		}
 	}
 	m.st = *st
 }
