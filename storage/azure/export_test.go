@@ -75,3 +75,6 @@ func (d *Driver) BlockSizes(ctx context.Context, key string) (committed, uncommi
 	}
 	return committed, uncommitted, nil
 }
+
+// Classify is classify, for table tests.
+var Classify = classify
