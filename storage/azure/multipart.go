@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
@@ -431,11 +430,11 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		}
 		ids = append(ids, blockID(st.ID, st.Blocks))
 		if err := m.stageTail(ctx, st, tail); err != nil {
-			// Gone segments may mean an earlier Commit did it all.
-			if info, ok := m.committed(ctx, ids); ok {
-				return m.done(ctx, info), nil
+			if errors.Is(err, context.Canceled) {
+				return storage.Info{}, m.d.opError("commit", st.Key, err)
 			}
-			return storage.Info{}, m.d.opError("commit", st.Key, err)
+			// Gone segments may mean an earlier Commit did it all.
+			return m.committed(ctx, ids, err)
 		}
 	}
 	bb := m.d.blockBlob(m.d.blobName(st.Key))
@@ -444,10 +443,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		if errors.Is(err, context.Canceled) {
 			return storage.Info{}, m.d.opError("commit", st.Key, err)
 		}
-		if info, ok := m.committed(ctx, ids); ok {
-			return m.done(ctx, info), nil
-		}
-		return storage.Info{}, m.d.opError("commit", st.Key, err)
+		return m.committed(ctx, ids, err)
 	}
 	info := storage.Info{Key: st.Key, Size: st.Size, ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}
 	return m.done(ctx, info), nil
@@ -473,25 +469,18 @@ func (m *multipart) stageTail(ctx context.Context, st handleState, tail int64) e
 // committed checks whether the blob at the key is exactly this write:
 // its committed block list is ids (which carry this write's random id) and
 // its size is the write's. Then a Commit whose answer was lost, or that
-// is retried after success, reports success; anything else is not ours.
-func (m *multipart) committed(ctx context.Context, ids []string) (storage.Info, bool) {
-	bb := m.d.blockBlob(m.d.blobName(m.st.Key))
-	bl, err := bb.GetBlockList(ctx, blockblob.BlockListTypeCommitted, nil)
-	if err != nil || len(bl.CommittedBlocks) != len(ids) || deref(bl.BlobContentLength) != m.st.Size {
-		return storage.Info{}, false
+// is retried after success, reports success. When the check itself fails,
+// its (transient) error replaces failErr: the caller must retry rather
+// than give up on a write that may be committed.
+func (m *multipart) committed(ctx context.Context, ids []string, failErr error) (storage.Info, error) {
+	info, same, err := m.d.sameBlocks(ctx, m.st.Key, ids, m.st.Size)
+	switch {
+	case same:
+		return m.done(ctx, info), nil
+	case err != nil:
+		return storage.Info{}, err
 	}
-	for i, b := range bl.CommittedBlocks {
-		if deref(b.Name) != ids[i] {
-			return storage.Info{}, false
-		}
-	}
-	info, err := m.d.stat(ctx, m.d.blobName(m.st.Key))
-	if err != nil || info.Size != m.st.Size {
-		return storage.Info{}, false
-	}
-	info.Key = m.st.Key
-	m.d.logger.Info("multipart commit found already applied", "key", m.st.Key, "size", m.st.Size)
-	return info, true
+	return storage.Info{}, m.d.opError("commit", m.st.Key, failErr)
 }
 
 // done finishes a committed write: the writer is spent, and its marker and

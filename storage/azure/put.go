@@ -3,6 +3,7 @@ package azure
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -67,16 +68,29 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
 	}
 
-	uo := &blockblob.UploadOptions{}
+	// The MD5 is stored as the blob's Content-MD5 (and checked by Azure on
+	// arrival); a create-only Put that finds the key taken compares it.
+	sum := md5.Sum((*bp)[:n])
+	uo := &blockblob.UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: sum[:]}}
 	if opts.ContentType != "" {
-		uo.HTTPHeaders = &blob.HTTPHeaders{BlobContentType: &opts.ContentType}
+		uo.HTTPHeaders.BlobContentType = &opts.ContentType
 	}
 	if opts.CreateOnly {
 		uo.AccessConditions = ifNoneMatchAny()
 	}
 	resp, err := d.blockBlob(d.blobName(key)).Upload(ctx, streaming.NopCloser(bytes.NewReader((*bp)[:n])), uo)
 	if err != nil {
-		return storage.Info{}, d.opError("put", key, err)
+		err = d.opError("put", key, err)
+		if maybeApplied(err, opts) {
+			info, same, cerr := d.sameContent(ctx, key, int64(n), sum[:])
+			switch {
+			case same:
+				return info, nil
+			case cerr != nil:
+				return storage.Info{}, cerr
+			}
+		}
+		return storage.Info{}, err
 	}
 	return storage.Info{Key: key, Size: int64(n), ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
 }
@@ -187,9 +201,86 @@ func (d *Driver) commitPut(ctx context.Context, key string, bb *blockblob.Client
 	}
 	resp, err := bb.CommitBlockList(ctx, ids, co)
 	if err != nil {
-		return storage.Info{}, d.opError("put", key, err)
+		err = d.opError("put", key, err)
+		if maybeApplied(err, opts) {
+			info, same, cerr := d.sameBlocks(ctx, key, ids, size)
+			switch {
+			case same:
+				return info, nil
+			case cerr != nil:
+				return storage.Info{}, cerr
+			}
+		}
+		return storage.Info{}, err
 	}
 	return storage.Info{Key: key, Size: size, ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
+}
+
+// A write whose first attempt was applied but answered too late either
+// fails with a transient error (retries exhausted) or, when create-only,
+// finds its own blob on the SDK's retry. sameContent and sameBlocks
+// recognise that case, so the caller gets the success it earned rather
+// than ErrExists (a registry that took ErrExists for a lost race would
+// delete the data its record points at) or a 503. Anything else keeps its
+// error.
+
+// maybeApplied: the write may have been applied although it failed: its
+// answer was lost (a transient error after the SDK's retries), or a retry
+// of a create-only write found the key taken.
+func maybeApplied(err error, opts storage.PutOptions) bool {
+	return storage.Retryable(err) || (opts.CreateOnly && errors.Is(err, storage.ErrExists))
+}
+
+// sameContent reports whether the blob at key has size bytes with MD5
+// sum. err is set when that could not be learnt (the blob is gone, or the
+// store failed): the caller must not claim a lost race it did not see.
+func (d *Driver) sameContent(ctx context.Context, key string, size int64, sum []byte) (storage.Info, bool, error) {
+	p, err := d.blockBlob(d.blobName(key)).GetProperties(ctx, nil)
+	if err != nil {
+		return storage.Info{}, false, d.checkError(key, err)
+	}
+	if deref(p.ContentLength) != size || !bytes.Equal(p.ContentMD5, sum) {
+		return storage.Info{}, false, nil
+	}
+	d.logger.Info("put found its own earlier attempt applied", "key", key, "size", size)
+	return storage.Info{Key: key, Size: size, ModTime: deref(p.LastModified), ETag: etagString(p.ETag)}, true, nil
+}
+
+// checkError is the error of a failed "was it applied?" check: transient,
+// so that the caller retries instead of acting on a guess.
+func (d *Driver) checkError(key string, err error) error {
+	err = d.opError("put", key, err)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // no blob: certainly not ours; the caller keeps its error
+	case storage.Retryable(err), errors.Is(err, context.Canceled):
+		return err
+	}
+	return &storage.TransientError{Err: fmt.Errorf("checking whether an unanswered write was applied: %w", err)}
+}
+
+// sameBlocks reports whether the blob at key is exactly the blocks ids
+// (which carry a random write id) and size bytes.
+func (d *Driver) sameBlocks(ctx context.Context, key string, ids []string, size int64) (storage.Info, bool, error) {
+	bl, err := d.blockBlob(d.blobName(key)).GetBlockList(ctx, blockblob.BlockListTypeCommitted, nil)
+	if err != nil {
+		return storage.Info{}, false, d.checkError(key, err)
+	}
+	if len(bl.CommittedBlocks) != len(ids) || deref(bl.BlobContentLength) != size {
+		return storage.Info{}, false, nil
+	}
+	for i, b := range bl.CommittedBlocks {
+		if deref(b.Name) != ids[i] {
+			return storage.Info{}, false, nil
+		}
+	}
+	info, err := d.stat(ctx, d.blobName(key))
+	if err != nil {
+		return storage.Info{}, false, d.checkError(key, err)
+	}
+	info.Key = key
+	d.logger.Info("commit found its own earlier attempt applied", "key", key, "size", size)
+	return info, true, nil
 }
 
 // discardBlocks drops the uncommitted blocks of a key that has no blob:
