@@ -14,6 +14,7 @@ import (
 
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
 	"github.com/stratus-registry/stratus/storage/s3"
 )
@@ -69,6 +70,7 @@ type StorageConfig struct {
 	Driver     DriverName        `yaml:"driver"`
 	Filesystem filesystem.Config `yaml:"filesystem"`
 	S3         s3.Config         `yaml:"s3"`
+	Azure      azure.Config      `yaml:"azure"`
 }
 
 // DriverName is the storage backend; its zero value means "use the default".
@@ -78,15 +80,16 @@ const (
 	DriverFilesystem DriverName = "filesystem"
 	DriverInmemory   DriverName = "inmemory"
 	DriverS3         DriverName = "s3"
+	DriverAzure      DriverName = "azure"
 )
 
 func (d *DriverName) UnmarshalText(b []byte) error {
 	switch n := DriverName(strings.ToLower(string(b))); n {
-	case DriverFilesystem, DriverInmemory, DriverS3:
+	case DriverFilesystem, DriverInmemory, DriverS3, DriverAzure:
 		*d = n
 		return nil
 	}
-	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory or s3)", b)
+	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory, s3 or azure)", b)
 }
 
 // decodeConfig reads YAML strictly: an unknown key is an error, with its line.
@@ -247,6 +250,9 @@ func (c *Config) setDefaults() {
 	if c.Storage.Driver == DriverS3 {
 		c.Storage.S3.SetDefaults()
 	}
+	if c.Storage.Driver == DriverAzure {
+		c.Storage.Azure.SetDefaults()
+	}
 }
 
 // redisEnabled: Redis is used as soon as an address is configured; without
@@ -276,6 +282,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Storage.Filesystem.Validate())
 	case DriverS3:
 		errs = append(errs, c.Storage.S3.Validate())
+	case DriverAzure:
+		errs = append(errs, c.Storage.Azure.Validate())
 	}
 	if c.redisEnabled() {
 		errs = append(errs, c.Redis.Validate())
