@@ -1,7 +1,6 @@
 package gcs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +84,7 @@ func (m *multipart) compose(ctx context.Context) (*gcs.ObjectAttrs, error) {
 		sources = append(sources, m.pieceObject(*st.Tail))
 	}
 	if len(sources) == 0 {
-		attrs, _, err := m.d.upload(ctx, dst, bytes.NewReader(nil), chunkQuantum, "", func(int64) error { return nil })
+		attrs, err := m.d.uploadBytes(ctx, dst, nil, "")
 		return attrs, opError("commit", st.Key, err)
 	}
 	// Levels of at most 32 sources each: 1,024 parts take 33 calls.

@@ -58,7 +58,8 @@ type Driver struct {
 	signer   *serviceAccountKey
 	insecure bool // the endpoint is plain http (emulators)
 
-	// bufs recycles the small copy buffers of Append.
+	// bufs recycles chunk_size buffers between writes, so that 1 MiB
+	// PATCHes do not allocate a chunk apiece.
 	bufs sync.Pool
 }
 
@@ -89,8 +90,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) 
 	if root := strings.Trim(cfg.RootDirectory, "/"); root != "" {
 		d.root = root + "/"
 	}
+	chunk := int(cfg.ChunkSize)
 	d.bufs.New = func() any {
-		b := make([]byte, 256<<10)
+		b := make([]byte, chunk)
 		return &b
 	}
 
@@ -176,6 +178,9 @@ func (d *Driver) Close() error {
 	d.transport.CloseIdleConnections()
 	return err
 }
+
+func (d *Driver) getBuf() *[]byte  { return d.bufs.Get().(*[]byte) }
+func (d *Driver) putBuf(b *[]byte) { d.bufs.Put(b) }
 
 // objectKey maps a storage key to the bucket.
 func (d *Driver) objectKey(key string) string { return d.root + key }

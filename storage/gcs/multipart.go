@@ -110,12 +110,10 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 	m := &multipart{d: d, st: handleState{
 		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root, Key: key, ID: randomID(),
 	}}
-	w := m.marker().If(gcs.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ChunkSize = chunkQuantum
-	w.ForceEmptyContentType = true
-	w.Metadata = map[string]string{"stratus-key": key}
-	if err := w.Close(); err != nil {
-		return nil, opError("multipart", key, err)
+	// The id is random: a 412 can only be a retry meeting our own marker.
+	_, err := d.uploadBytes(ctx, m.marker().If(gcs.Conditions{DoesNotExist: true}), nil, "")
+	if err = opError("multipart", key, err); err != nil && !errors.Is(err, storage.ErrExists) {
+		return nil, err
 	}
 	return m, nil
 }
@@ -268,47 +266,44 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 }
 
 // writePiece writes the next part object: the current tail, if any,
-// followed by up to partSize bytes in total from br. It returns how many
-// bytes of br it took and updates st's CRC.
+// followed by up to partSize bytes in total from br, assembled in one
+// chunk buffer and sent in one request. It returns how many bytes of br it
+// took and updates st's CRC.
 func (m *multipart) writePiece(ctx context.Context, st *handleState, br io.Reader, partSize int64) (int64, piece, error) {
 	p := piece{Index: len(st.Parts), Seq: st.Seq}
-	var head io.Reader = eofReader{}
-	var headSize int64
+	bp := m.d.getBuf()
+	defer m.d.putBuf(bp)
+	buf := (*bp)[:partSize]
+	head := 0
 	if t := st.Tail; t != nil {
-		tr, err := m.pieceObject(*t).NewReader(ctx)
-		if err != nil {
-			return 0, p, m.goneError("append", err)
+		if err := m.readTail(ctx, *t, buf[:t.Size]); err != nil {
+			return 0, p, err
 		}
-		defer tr.Close()
-		if tr.Attrs.Size != t.Size {
-			return 0, p, fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, tr.Attrs.Size, t.Size)
-		}
-		head, headSize = tr, t.Size
+		head = int(t.Size)
 	}
-	crc := st.CRC
-	fresh := &crcReader{r: io.LimitReader(br, partSize-headSize), crc: &crc}
-	obj := m.pieceObject(p).Retryer(gcs.WithPolicy(gcs.RetryAlways))
-	attrs, n, err := m.d.upload(ctx, obj, io.MultiReader(head, fresh), int(partSize)+chunkQuantum, "", func(int64) error { return nil })
+	n, err := io.ReadFull(br, buf[head:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return int64(n), p, err
+	}
+	attrs, err := m.d.uploadBytes(ctx, m.pieceObject(p), buf[:head+n], "")
 	if err != nil {
-		return max(n-headSize, 0), p, err
+		return int64(n), p, err
 	}
-	p.Gen, p.Size = attrs.Generation, n
-	st.CRC = crc
-	return n - headSize, p, nil
+	p.Gen, p.Size = attrs.Generation, int64(head+n)
+	st.CRC = crc32.Update(st.CRC, castagnoli, buf[head:head+n])
+	return int64(n), p, nil
 }
 
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-// crcReader folds what it reads into a running CRC32C.
-type crcReader struct {
-	r   io.Reader
-	crc *uint32
-}
-
-func (c *crcReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.crc = crc32.Update(*c.crc, castagnoli, p[:n])
-	return n, err
+// readTail loads the tail object into p (len(p) == its size).
+func (m *multipart) readTail(ctx context.Context, t piece, p []byte) error {
+	r, err := m.pieceObject(t).NewReader(ctx)
+	if err != nil {
+		return m.goneError("append", err)
+	}
+	defer r.Close()
+	if r.Attrs.Size != t.Size {
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, r.Attrs.Size, t.Size)
+	}
+	_, err = io.ReadFull(r, p)
+	return err
 }
