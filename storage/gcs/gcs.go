@@ -413,9 +413,11 @@ func (d *Driver) SignedURL(ctx context.Context, key string, ttl time.Duration) (
 	}
 	ttl = min(ttl, maxSignedExpiry)
 	opts := &gcs.SignedURLOptions{
-		Scheme:   gcs.SigningSchemeV4,
-		Method:   http.MethodGet,
-		Expires:  time.Now().Add(ttl),
+		Scheme: gcs.SigningSchemeV4,
+		Method: http.MethodGet,
+		// The client writes Expires minus its own clock in whole seconds,
+		// rounding down; the half second keeps X-Goog-Expires at ttl.
+		Expires:  time.Now().Add(ttl + 500*time.Millisecond),
 		Insecure: d.insecure,
 	}
 	if d.signer != nil {
