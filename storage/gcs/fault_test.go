@@ -38,7 +38,6 @@ const (
 )
 
 type rule struct {
-	name   string
 	match  func(r *http.Request) bool
 	kind   faultKind
 	status int

@@ -398,7 +398,8 @@ func (d *Driver) deleteObjects(ctx context.Context, objectKeys []string) error {
 
 // SignedURL implements storage.URLSigner with a V4 signature. It returns
 // ErrUnsupported unless redirect is enabled, so that the registry streams
-// instead. ttl <= 0 means redirect_expiry. With credentials_file the key
+// instead. ttl <= 0 means redirect_expiry, which also caps longer ones
+// (at most 7 days, the V4 limit, by Validate). With credentials_file the key
 // signs locally; otherwise the client signs through IAM signBlob as the
 // default service account (workload identity).
 func (d *Driver) SignedURL(ctx context.Context, key string, ttl time.Duration) (string, error) {
@@ -408,10 +409,10 @@ func (d *Driver) SignedURL(ctx context.Context, key string, ttl time.Duration) (
 	if !d.cfg.Redirect {
 		return "", &storage.OpError{Op: "sign", Driver: driverName, Key: key, Err: fmt.Errorf("%w: storage.gcs.redirect is off", storage.ErrUnsupported)}
 	}
-	if ttl <= 0 {
+	if ttl <= 0 || ttl > d.cfg.RedirectExpiry {
+		// The operator's redirect_expiry bounds what callers ask for.
 		ttl = d.cfg.RedirectExpiry
 	}
-	ttl = min(ttl, maxSignedExpiry)
 	opts := &gcs.SignedURLOptions{
 		Scheme: gcs.SigningSchemeV4,
 		Method: http.MethodGet,

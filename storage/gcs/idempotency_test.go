@@ -57,6 +57,8 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// TestLostAnswers: whole-object writes and deletes applied by GCS but
+// whose answers were lost, retried by the client or by the caller.
 func TestLostAnswers(t *testing.T) {
 	e := newFaultEnv(t)
 	ctx := t.Context()
@@ -90,6 +92,47 @@ func TestLostAnswers(t *testing.T) {
 		e.wantContent("put/caller", body)
 	})
 
+	t.Run("Delete, client retry", func(t *testing.T) {
+		e.put(t, "del/one", []byte("x"))
+		r := e.proxy.add(&rule{match: isDelete(e.name("del/one")), kind: dropAnswer, left: 1})
+		if err := e.retry.Delete(ctx, "del/one"); err != nil || r.hits.Load() != 1 {
+			t.Fatalf("Delete whose answer was lost: %v (faults %d); want nil", err, r.hits.Load())
+		}
+		if _, err := e.direct.Stat(ctx, "del/one"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Stat after Delete: %v; want ErrNotFound", err)
+		}
+	})
+
+	t.Run("DeleteBatch, caller retry", func(t *testing.T) {
+		keys := []string{"del/a", "del/b", "del/c"}
+		for _, k := range keys {
+			e.put(t, k, []byte(k))
+		}
+		r := e.proxy.add(&rule{match: isDelete(e.name("del/b")), kind: dropAnswer, left: 1})
+		err := e.noRetry.DeleteBatch(ctx, keys)
+		if r.hits.Load() != 1 || !storage.Retryable(err) {
+			t.Fatalf("DeleteBatch with one answer lost and no retries: %v (faults %d); want a retryable error", err, r.hits.Load())
+		}
+		if err := e.noRetry.DeleteBatch(ctx, keys); err != nil {
+			t.Fatalf("retried DeleteBatch: %v; want nil", err)
+		}
+		for _, k := range keys {
+			if _, err := e.direct.Stat(ctx, k); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("Stat(%s) after DeleteBatch: %v; want ErrNotFound", k, err)
+			}
+		}
+	})
+
+	e.proxy.clear()
+	cleanRoot(t, e.direct)
+}
+
+// TestLostAnswersMultipart: part uploads and composes applied by GCS but
+// whose answers were lost.
+func TestLostAnswersMultipart(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx := t.Context()
+
 	t.Run("Commit, client retry of the compose", func(t *testing.T) {
 		data := randomBytes(3<<20 + 17)
 		m := appendAll(t, e.retry, "commit/retry", data, 1<<20)
@@ -121,37 +164,6 @@ func TestLostAnswers(t *testing.T) {
 		}
 		e.wantContent("commit/caller", data)
 		wantNoTemporaries(t, e.direct)
-	})
-
-	t.Run("Delete, client retry", func(t *testing.T) {
-		e.put(t, "del/one", []byte("x"))
-		r := e.proxy.add(&rule{match: isDelete(e.name("del/one")), kind: dropAnswer, left: 1})
-		if err := e.retry.Delete(ctx, "del/one"); err != nil || r.hits.Load() != 1 {
-			t.Fatalf("Delete whose answer was lost: %v (faults %d); want nil", err, r.hits.Load())
-		}
-		if _, err := e.direct.Stat(ctx, "del/one"); !errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("Stat after Delete: %v; want ErrNotFound", err)
-		}
-	})
-
-	t.Run("DeleteBatch, caller retry", func(t *testing.T) {
-		keys := []string{"del/a", "del/b", "del/c"}
-		for _, k := range keys {
-			e.put(t, k, []byte(k))
-		}
-		r := e.proxy.add(&rule{match: isDelete(e.name("del/b")), kind: dropAnswer, left: 1})
-		err := e.noRetry.DeleteBatch(ctx, keys)
-		if r.hits.Load() != 1 || !storage.Retryable(err) {
-			t.Fatalf("DeleteBatch with one answer lost and no retries: %v (faults %d); want a retryable error", err, r.hits.Load())
-		}
-		if err := e.noRetry.DeleteBatch(ctx, keys); err != nil {
-			t.Fatalf("retried DeleteBatch: %v; want nil", err)
-		}
-		for _, k := range keys {
-			if _, err := e.direct.Stat(ctx, k); !errors.Is(err, storage.ErrNotFound) {
-				t.Fatalf("Stat(%s) after DeleteBatch: %v; want ErrNotFound", k, err)
-			}
-		}
 	})
 
 	t.Run("Append, client retry of a part", func(t *testing.T) {

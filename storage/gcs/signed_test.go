@@ -90,8 +90,25 @@ func TestSignedURL(t *testing.T) {
 		t.Fatalf("GET signed URL = %s %q; want 200 %q (%s)", resp.Status, got, body, gcstest.LimitSignedURLs)
 	}
 
-	// A TTL past the V4 limit is capped at 7 days; the default is
-	// redirect_expiry.
+	cfg.Redirect = false
+	off := newTestDriver(t, cfg)
+	if _, err := off.SignedURL(ctx, key, time.Minute); !errors.Is(err, storage.ErrUnsupported) {
+		t.Errorf("SignedURL with redirect off: %v; want ErrUnsupported", err)
+	}
+}
+
+// TestSignedURLExpiry: redirect_expiry caps the TTL a caller asks for
+// (up to the V4 limit of 7 days) and is the TTL when none is given.
+func TestSignedURLExpiry(t *testing.T) {
+	srv := gcstest.Start(t)
+	cfg := srv.Config(uniqueRoot("expiry"))
+	cfg.Anonymous, cfg.CredentialsFile, cfg.Redirect = false, gcstest.NewKeyFile(t).Path, true
+	cfg.RedirectExpiry = 7 * 24 * time.Hour
+	d := newTestDriver(t, cfg)
+	cfg.RedirectExpiry = 0 // the default, 20m
+	short := newTestDriver(t, cfg)
+	ctx := t.Context()
+	key := "blobs/k"
 	long, err := d.SignedURL(ctx, key, 30*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -99,18 +116,19 @@ func TestSignedURL(t *testing.T) {
 	if lu, _ := url.Parse(long); lu.Query().Get("X-Goog-Expires") != "604800" {
 		t.Errorf("30-day TTL: X-Goog-Expires %q; want 604800", lu.Query().Get("X-Goog-Expires"))
 	}
-	def, err := d.SignedURL(ctx, key, 0)
+	capped, err := short.SignedURL(ctx, key, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cu, _ := url.Parse(capped); cu.Query().Get("X-Goog-Expires") != "1200" {
+		t.Errorf("1h TTL under redirect_expiry 20m: X-Goog-Expires %q; want 1200", cu.Query().Get("X-Goog-Expires"))
+	}
+	def, err := short.SignedURL(ctx, key, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if du, _ := url.Parse(def); du.Query().Get("X-Goog-Expires") != "1200" {
 		t.Errorf("default TTL: X-Goog-Expires %q; want 1200 (redirect_expiry 20m)", du.Query().Get("X-Goog-Expires"))
-	}
-
-	cfg.Redirect = false
-	off := newTestDriver(t, cfg)
-	if _, err := off.SignedURL(ctx, key, time.Minute); !errors.Is(err, storage.ErrUnsupported) {
-		t.Errorf("SignedURL with redirect off: %v; want ErrUnsupported", err)
 	}
 }
 
