@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,13 +36,19 @@ const (
 	// statusBefore answers with status (and a JSON API error body)
 	// without forwarding: the store refused before doing anything.
 	statusBefore
+	// editAnswer forwards the request and passes on the answer after
+	// edit has changed its body: a store that reports something else
+	// than what was asked (a stand-in for the preconditions and checks
+	// fake-gcs-server does not make).
+	editAnswer
 )
 
 type rule struct {
 	match  func(r *http.Request) bool
 	kind   faultKind
 	status int
-	left   int // faults still to inject; -1 is unlimited
+	edit   func(body []byte) []byte // for editAnswer
+	left   int                      // faults still to inject; -1 is unlimited
 	hits   atomic.Int64
 }
 
@@ -102,6 +109,16 @@ func (f *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rl.status)
 		fmt.Fprintf(w, `{"error":{"code":%d,"message":"injected by the test proxy","errors":[{"reason":"injected"}]}}`, rl.status)
+	case rl.kind == editAnswer:
+		rec := httptest.NewRecorder()
+		f.rp.ServeHTTP(rec, r)
+		body := rl.edit(rec.Body.Bytes())
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.Code)
+		w.Write(body)
 	case rl.kind == dropAnswer:
 		rec := httptest.NewRecorder()
 		f.rp.ServeHTTP(rec, r) // the emulator applies the request

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -313,6 +314,37 @@ func TestCommitFindsWriteGone(t *testing.T) {
 	}
 	cleanRoot(t, d)
 	wantNoTemporaries(t, d)
+}
+
+// TestCommitChecksComposedObject: a compose whose result is not the
+// write's bytes (reported with another CRC32C, as GCS would make if a
+// pinned source generation were ignored, which fake-gcs-server does:
+// gcstest.LimitComposePreconditions) is refused, never reported as
+// success.
+func TestCommitChecksComposedObject(t *testing.T) {
+	e := newFaultEnv(t)
+	ctx := t.Context()
+	data := randomBytes(700 << 10)
+	m := appendAll(t, e.retry, "checked", data, 300<<10)
+	r := e.proxy.add(&rule{match: isCompose(e.name("checked")), kind: editAnswer, left: 1, edit: func(b []byte) []byte {
+		var obj map[string]any
+		if err := json.Unmarshal(b, &obj); err != nil {
+			t.Errorf("compose answer is not JSON: %v", err)
+			return b
+		}
+		obj["crc32c"] = "AAAAAA==" // CRC32C 0
+		out, _ := json.Marshal(obj)
+		return out
+	}})
+	_, err := m.Commit(ctx)
+	if r.hits.Load() != 1 || err == nil || !strings.Contains(err.Error(), "CRC32C") {
+		t.Fatalf("Commit whose composed object has another CRC32C: %v (edits %d); want a CRC32C error", err, r.hits.Load())
+	}
+	e.proxy.clear()
+	cleanRoot(t, e.direct)
+	if err := m.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestInjectedStatuses: 503 and 429 before the backend are retried
