@@ -2,7 +2,8 @@
 # Runs the whole Stratus test suite on a fresh Debian machine (as root) or a
 # developer's. It installs what the tests need, caches it, runs every test
 # (each test package starts and stops its own servers on 127.0.0.1: redis-server,
-# MinIO, stratus itself), then the OCI conformance suite and the real CLI clients.
+# MinIO, fake-gcs-server, stratus itself), then the OCI conformance suite and the
+# real CLI clients.
 #
 #   bash integration/test.sh          # everything
 #   SHORT=1 bash integration/test.sh  # go test -short (smaller objects, fewer iterations)
@@ -21,6 +22,7 @@ export PATH="$TOOLS/bin:$(go env GOPATH)/bin:$PATH"
 # Versions of the external programs the tests drive. Pinned so a run is repeatable.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 AZURITE_VERSION=3.37.0     # npm; storage/azure/azuretest pins the same
+FAKE_GCS_VERSION=v1.56.1   # storage/gcs/gcstest.Version
 CRANE_VERSION=v0.22.1
 ORAS_VERSION=v1.3.6
 REGCTL_VERSION=v0.11.7
@@ -72,6 +74,7 @@ for bin in redis-server skopeo npm; do
 done
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
 azurite_tool
+go_tool fake-gcs-server "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"
 go_tool crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 go_tool oras "oras.land/oras/cmd/oras@$ORAS_VERSION"
 go_tool regctl "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"

@@ -90,6 +90,8 @@ func TestLoadConfigErrors(t *testing.T) {
 			[]string{"STRATUS_STORAGE_AZURE_SERVICE_URL=ftp://x"}, []string{"storage.azure.redirect_expiry=-1s"},
 			[]string{"storage.azure.account_name", "storage.azure.container", "storage.azure.account_key: set at most one", "storage.azure.block_size", "storage.azure.service_url", "storage.azure.redirect_expiry"},
 		},
+		{"gcs without bucket", "storage:\n  driver: gcs\n", nil, nil, []string{"storage.gcs.bucket"}},
+		{"gcs chunk size and env override", "storage:\n  driver: gcs\n  gcs:\n    bucket: b\n", []string{"STRATUS_STORAGE_GCS_CHUNK_SIZE=100KiB", "STRATUS_STORAGE_GCS_REDIRECT_EXPIRY=720h"}, nil, []string{"storage.gcs.chunk_size", "storage.gcs.redirect_expiry"}},
 		{
 			"every validation error at once", "http:\n  tls:\n    cert: c.pem\n  idle_timeout: -1s\nlog:\n  format: json\n", nil, nil,
 			[]string{"http.tls: cert and key", "http.idle_timeout: must not be negative"},
@@ -228,5 +230,27 @@ func TestAzureConfigFromEnv(t *testing.T) {
 	}
 	if az.AccountKey != "" || az.ConnectionString != "" || az.SASToken != "" {
 		t.Errorf("a credential defaulted to something: %+v", az)
+	}
+}
+
+func TestLoadConfigGCS(t *testing.T) {
+	file := writeConfig(t, "storage:\n  driver: gcs\n  gcs:\n    bucket: from-file\n    chunk_size: 8MiB\n")
+	env := []string{
+		"STRATUS_STORAGE_GCS_BUCKET=from-env",
+		"STRATUS_STORAGE_GCS_ENDPOINT=http://127.0.0.1:4443",
+		"STRATUS_STORAGE_GCS_ANONYMOUS=true",
+		"STRATUS_STORAGE_GCS_KMS_KEY_NAME=projects/p/locations/l/keyRings/r/cryptoKeys/k",
+	}
+	cfg, err := loadConfig(file, env, []string{"storage.gcs.root_directory=registry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Storage.GCS
+	if cfg.Storage.Driver != DriverGCS || g.Bucket != "from-env" || g.Endpoint != "http://127.0.0.1:4443" || !g.Anonymous ||
+		g.RootDirectory != "registry" || g.ChunkSize != 8<<20 || g.KMSKeyName == "" {
+		t.Errorf("gcs config = %+v", g)
+	}
+	if g.RequestTimeout != time.Minute || g.MaxRetries != 5 || g.RedirectExpiry != 20*time.Minute {
+		t.Errorf("gcs defaults not applied: %+v", g)
 	}
 }
