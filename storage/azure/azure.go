@@ -35,9 +35,6 @@ import (
 	"github.com/stratus-registry/stratus/storage"
 )
 
-// internalDir holds the driver's own blobs, below the root directory.
-const internalDir = "_stratus/"
-
 // smallBufSize is the buffer of appends and puts small enough not to need
 // a whole block buffer.
 const smallBufSize = 1 << 20
@@ -233,9 +230,9 @@ func (d *Driver) checkKey(op, key string) error {
 	if err := storage.CheckKey(driverName, op, key); err != nil {
 		return err
 	}
-	if strings.HasPrefix(key, internalDir) {
+	if strings.HasPrefix(key, storage.InternalDir) {
 		return &storage.OpError{Op: op, Driver: driverName, Key: key,
-			Err: fmt.Errorf("%w: %s is reserved for the azure driver", storage.ErrInvalidKey, internalDir)}
+			Err: fmt.Errorf("%w: %s is reserved for the azure driver", storage.ErrInvalidKey, storage.InternalDir)}
 	}
 	return nil
 }

@@ -19,11 +19,6 @@ import (
 // driverName is Name() and the Driver field of every *storage.OpError.
 const driverName = "azure"
 
-// errUploadGone is what a multipart handle whose write the store no longer
-// has turns into: expired for the resume logic, not found for callers that
-// only check that.
-var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
-
 // errDenied and errNoContainer name the permanent misconfigurations; they
 // are never transient, so the registry reports them instead of retrying.
 var (

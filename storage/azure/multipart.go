@@ -3,8 +3,6 @@ package azure
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,27 +80,17 @@ type marker struct {
 	Key string `json:"key"`
 }
 
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
-
 type multipart struct {
 	d   *Driver
 	st  handleState
 	err error
 }
 
-func (d *Driver) uploadsPrefix() string        { return d.root + internalDir + "uploads/" }
+func (d *Driver) uploadsPrefix() string        { return d.root + storage.InternalDir + "uploads/" }
 func (d *Driver) writePrefix(id string) string { return d.uploadsPrefix() + id + "/" }
 func (d *Driver) markerName(id string) string  { return d.writePrefix(id) + "session" }
 func (d *Driver) segName(id string, n int64) string {
 	return fmt.Sprintf("%sseg-%010d", d.writePrefix(id), n)
-}
-
-func randomID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // NewMultipart implements storage.Driver. The marker is written now, so
@@ -113,7 +101,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 	}
 	m := &multipart{d: d, st: handleState{
 		V: handleVersion, Driver: driverName, Account: d.account, Container: d.cfg.Container, Root: d.root,
-		Key: key, ID: randomID(), Clean: 1,
+		Key: key, ID: storage.NewWriteID(), Clean: 1,
 	}}
 	if err := m.writeMarker(ctx); err != nil {
 		return nil, d.opError("multipart", key, err)
@@ -144,7 +132,7 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 	if _, err := d.stat(ctx, d.markerName(st.ID)); err != nil {
 		err = d.opError("resume", st.Key, err)
 		if errors.Is(err, storage.ErrNotFound) {
-			err = &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: the write was committed, aborted or reaped", errUploadGone)}
+			err = &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: the write was committed, aborted or reaped", storage.ErrUploadGone)}
 		}
 		return nil, err
 	}
@@ -159,7 +147,7 @@ func (d *Driver) checkHandle(st *handleState) error {
 		return errors.New("not an azure handle of this version")
 	case st.Account != d.account || st.Container != d.cfg.Container || st.Root != d.root:
 		return fmt.Errorf("handle is for account %q container %q root %q", st.Account, st.Container, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
+	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, storage.InternalDir):
 		return fmt.Errorf("invalid key %q", st.Key)
 	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
 		return errors.New("invalid write id")
@@ -196,19 +184,19 @@ func tailSize(segs []segment) int64 {
 }
 
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return m.d.opError(op, m.st.Key, err)
 }
 
 // bodyError records that the caller's stream broke (a client went away);
 // that is not the store's failure.
 func (m *multipart) bodyError(err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return &storage.OpError{Op: "append", Driver: driverName, Key: m.st.Key, Err: err}
 }
 
 func (m *multipart) limitError(st *handleState) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return &storage.OpError{Op: "append", Driver: driverName, Key: st.Key,
 		Err: fmt.Errorf("blob would exceed %d blocks of %s (%s); raise storage.azure.block_size",
 			m.d.lim.maxBlocks, storage.Size(m.d.lim.blockSize), storage.Size(m.d.lim.maxBlobSize()))}
@@ -376,13 +364,13 @@ func (d *Driver) readInto(ctx context.Context, name string, p []byte) error {
 	resp, err := d.blockBlob(name).DownloadStream(ctx, nil)
 	if err != nil {
 		if errors.Is(classify(err), storage.ErrNotFound) {
-			return fmt.Errorf("%w: tail segment %s missing", errUploadGone, name)
+			return fmt.Errorf("%w: tail segment %s missing", storage.ErrUploadGone, name)
 		}
 		return err
 	}
 	defer resp.Body.Close()
 	if deref(resp.ContentLength) != int64(len(p)) {
-		return fmt.Errorf("%w: tail segment %s is %d bytes, handle says %d", errUploadGone, name, deref(resp.ContentLength), len(p))
+		return fmt.Errorf("%w: tail segment %s is %d bytes, handle says %d", storage.ErrUploadGone, name, deref(resp.ContentLength), len(p))
 	}
 	_, err = io.ReadFull(resp.Body, p)
 	return err
@@ -486,7 +474,7 @@ func (m *multipart) committed(ctx context.Context, ids []string, failErr error) 
 // done finishes a committed write: the writer is spent, and its marker and
 // segments go (best effort: the reaper removes leftovers).
 func (m *multipart) done(ctx context.Context, info storage.Info) storage.Info {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.d.deleteWrite(ctx, m.st.ID); err != nil {
 		m.d.logger.Warn("deleting multipart bookkeeping after commit", "key", m.st.Key, "error", err)
 	}
@@ -499,7 +487,7 @@ func (m *multipart) Abort(ctx context.Context) error {
 	if err := m.d.deleteBlob(ctx, "abort", m.st.Key, m.d.markerName(m.st.ID)); err != nil {
 		return err
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.d.discardBlocks(ctx, m.st.Key); err != nil {
 		return m.d.opError("abort", m.st.Key, err)
 	}

@@ -123,7 +123,7 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 				continue
 			}
 			key := strings.TrimPrefix(name, d.root)
-			if strings.HasPrefix(key, internalDir) {
+			if strings.HasPrefix(key, storage.InternalDir) {
 				continue
 			}
 			if len(page.Objects) == limit {

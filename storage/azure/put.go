@@ -50,7 +50,7 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	var n int
 	var err error
 	if opts.Size >= 0 && opts.Size <= int64(len(*bp)) {
-		n, err = readExactly(r, (*bp)[:opts.Size])
+		n, err = storage.ReadExactly(r, (*bp)[:opts.Size])
 	} else {
 		n, err = io.ReadFull(r, *bp)
 		if err == nil {
@@ -95,22 +95,6 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	return storage.Info{Key: key, Size: int64(n), ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
 }
 
-// readExactly fills p from r and fails if r has fewer or more bytes.
-func readExactly(r io.Reader, p []byte) (int, error) {
-	n, err := io.ReadFull(r, p)
-	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, fmt.Errorf("body ended after %d bytes, size says %d", n, len(p))
-		}
-		return n, err
-	}
-	var one [1]byte
-	if m, _ := io.ReadFull(r, one[:]); m > 0 {
-		return n, fmt.Errorf("body is longer than size %d", len(p))
-	}
-	return n, nil
-}
-
 // putBlocks finishes a Put whose body filled the first block buffer. The
 // blocks carry a fresh write id, so they cannot mix with another write's.
 // If the Put fails, its uncommitted blocks stay on the blob, invisible,
@@ -118,7 +102,7 @@ func readExactly(r io.Reader, p []byte) (int, error) {
 func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBuf *[]byte, opts storage.PutOptions) (storage.Info, error) {
 	first := *firstBuf
 	bb := d.blockBlob(d.blobName(key))
-	writeID := randomID()
+	writeID := storage.NewWriteID()
 	// A free list of its own: upload_concurrency buffers in flight plus
 	// the one being filled, reused for the whole body, so a long Put does
 	// not churn the shared pool (which the GC empties) into garbage.

@@ -17,11 +17,6 @@ import (
 // driverName is Name() and the Driver field of every *storage.OpError.
 const driverName = "gcs"
 
-// errUploadGone is what a multipart handle whose temporary objects GCS no
-// longer has turns into: expired for the resume logic, not found for
-// callers that only check that.
-var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
-
 // opError wraps a client error for op on key; nil stays nil.
 func opError(op, key string, err error) error {
 	if err == nil {

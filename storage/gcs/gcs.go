@@ -36,8 +36,6 @@ import (
 )
 
 const (
-	// internalDir holds the driver's own objects, below the root directory.
-	internalDir = "_stratus/"
 	// maxListKeys is the JSON API's page size limit.
 	maxListKeys = 1000
 	// deleteConcurrency: the Go client has no batch delete, so DeleteBatch
@@ -193,9 +191,9 @@ func (d *Driver) checkKey(op, key string) error {
 	if err := storage.CheckKey(driverName, op, key); err != nil {
 		return err
 	}
-	if strings.HasPrefix(key, internalDir) {
+	if strings.HasPrefix(key, storage.InternalDir) {
 		return &storage.OpError{Op: op, Driver: driverName, Key: key,
-			Err: fmt.Errorf("%w: %s is reserved for the gcs driver", storage.ErrInvalidKey, internalDir)}
+			Err: fmt.Errorf("%w: %s is reserved for the gcs driver", storage.ErrInvalidKey, storage.InternalDir)}
 	}
 	return nil
 }
@@ -316,7 +314,7 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 			return storage.ListPage{}, opError("list", prefix, err)
 		}
 		key := strings.TrimPrefix(a.Name, d.root)
-		if strings.HasPrefix(key, internalDir) || (startAfter != "" && key <= startAfter) {
+		if strings.HasPrefix(key, storage.InternalDir) || (startAfter != "" && key <= startAfter) {
 			continue
 		}
 		page.Objects = append(page.Objects, infoOf(key, a))

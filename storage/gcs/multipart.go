@@ -75,17 +75,15 @@ type piece struct {
 	Size  int64 `json:"s"`
 }
 
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
-
 type multipart struct {
 	d   *Driver
 	st  handleState
 	err error
 }
 
-func (d *Driver) uploadDir(id string) string { return d.root + internalDir + "uploads/" + id + "/" }
+func (d *Driver) uploadDir(id string) string {
+	return d.root + storage.InternalDir + "uploads/" + id + "/"
+}
 
 func (m *multipart) dir() string { return m.d.uploadDir(m.st.ID) }
 
@@ -108,7 +106,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, err
 	}
 	m := &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root, Key: key, ID: randomID(),
+		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root, Key: key, ID: storage.NewWriteID(),
 	}}
 	// The id is random: a 412 can only be a retry meeting our own marker.
 	_, err := d.uploadBytes(ctx, m.marker().If(gcs.Conditions{DoesNotExist: true}), nil, "")
@@ -139,7 +137,7 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // goneError reports a missing marker or part as the write being gone.
 func (m *multipart) goneError(op string, err error) error {
 	if c := classify(err); errors.Is(c, storage.ErrNotFound) {
-		return &storage.OpError{Op: op, Driver: driverName, Key: m.st.Key, Err: fmt.Errorf("%w: %w", errUploadGone, err)}
+		return &storage.OpError{Op: op, Driver: driverName, Key: m.st.Key, Err: fmt.Errorf("%w: %w", storage.ErrUploadGone, err)}
 	}
 	return opError(op, m.st.Key, err)
 }
@@ -152,7 +150,7 @@ func (d *Driver) checkHandle(st *handleState) error {
 		return errors.New("not a gcs handle of this version")
 	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
 		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
+	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, storage.InternalDir):
 		return fmt.Errorf("invalid key %q", st.Key)
 	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
 		return errors.New("invalid write id")
@@ -194,7 +192,7 @@ func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
 
 // fail marks the writer unusable and wraps err for op.
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return m.d.putError(op, m.st.Key, err)
 }
 
@@ -302,7 +300,7 @@ func (m *multipart) readTail(ctx context.Context, t piece, p []byte) error {
 	}
 	defer r.Close()
 	if r.Attrs.Size != t.Size {
-		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, r.Attrs.Size, t.Size)
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", storage.ErrUploadGone, r.Attrs.Size, t.Size)
 	}
 	_, err = io.ReadFull(r, p)
 	return err

@@ -2,8 +2,6 @@ package gcs
 
 import (
 	"context"
-	cryptorand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -219,11 +217,4 @@ func (d *Driver) putError(op, key string, err error) error {
 		return &storage.OpError{Op: op, Driver: driverName, Key: key, Err: be.err}
 	}
 	return opError(op, key, err)
-}
-
-// randomID names the temporary objects of a multipart write.
-func randomID() string {
-	var b [16]byte
-	cryptorand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

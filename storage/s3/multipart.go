@@ -42,14 +42,10 @@ const handleVersion = 1
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V        int          `json:"v"`
-	Driver   string       `json:"driver"`
-	Bucket   string       `json:"bucket"`
-	Root     string       `json:"root"`
-	Key      string       `json:"key"`
-	ID       string       `json:"id"` // names this write's tail objects
-	UploadID string       `json:"upload_id"`
-	Parts    []partRecord `json:"parts"`
+	storage.HandleHeader              // its ID names this write's tail objects
+	Bucket               string       `json:"bucket"`
+	UploadID             string       `json:"upload_id"`
+	Parts                []partRecord `json:"parts"`
 	// Seq counts successful non-empty Appends; the tail of the state is
 	// object tail-<Seq> when TailSize > 0.
 	Seq      int64 `json:"seq"`
@@ -62,10 +58,6 @@ type partRecord struct {
 	ETag string `json:"etag"`
 	Size int64  `json:"size"`
 }
-
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
 
 type multipart struct {
 	d   *Driver
@@ -91,8 +83,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, opError("multipart", key, err)
 	}
 	return &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root,
-		Key: key, ID: randomID(), UploadID: aws.ToString(out.UploadId),
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key),
+		Bucket:       d.cfg.Bucket, UploadID: aws.ToString(out.UploadId),
 	}}, nil
 }
 
@@ -101,11 +93,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 // more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	_, err := d.client.ListParts(ctx, &s3.ListPartsInput{
 		Bucket: &d.cfg.Bucket, Key: aws.String(d.objectKey(st.Key)), UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1),
@@ -119,15 +108,12 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // checkHandle rejects handles of other drivers, buckets or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not an s3 handle of this version")
-	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
-		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Bucket != d.cfg.Bucket:
+		return fmt.Errorf("handle is for bucket %q", st.Bucket)
 	case st.UploadID == "":
 		return errors.New("no upload id")
 	case st.Seq < 0 || st.TailSize < 0 || st.TailSize >= MaxPartSize || (st.TailSize > 0 && st.Seq == 0):
@@ -153,15 +139,15 @@ func (m *multipart) Size() int64 { return m.st.Size }
 func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
 
 func (m *multipart) tailKey(seq int64) string {
-	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, internalDir, m.st.ID, seq)
+	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, storage.InternalDir, m.st.ID, seq)
 }
 
 func (m *multipart) tailPrefix() string {
-	return m.d.root + internalDir + "uploads/" + m.st.ID + "/"
+	return m.d.root + storage.InternalDir + "uploads/" + m.st.ID + "/"
 }
 
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return opError(op, m.st.Key, err)
 }
 
@@ -192,7 +178,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 			m.st = st
 			return int64(n), nil
 		case rerr != nil:
-			m.err = errWriterDone
+			m.err = storage.ErrWriterDone
 			return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 		}
 		// More follows: continue below with a part buffer.
@@ -238,7 +224,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	}
 	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 		// The caller's stream broke (a client went away); not the store.
-		m.err = errWriterDone
+		m.err = storage.ErrWriterDone
 		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
 
@@ -302,7 +288,7 @@ func (d *Driver) copyPart(ctx context.Context, objectKey, uploadID string, num i
 	})
 	if err != nil {
 		if c := classify(err); errors.Is(c, storage.ErrNotFound) && !errors.Is(c, storage.ErrHandleExpired) {
-			err = fmt.Errorf("%w: tail object missing: %w", errUploadGone, err)
+			err = fmt.Errorf("%w: tail object missing: %w", storage.ErrUploadGone, err)
 		}
 		return "", err
 	}
@@ -317,13 +303,13 @@ func (m *multipart) readTail(ctx context.Context, st handleState, p []byte) erro
 	out, err := m.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq))})
 	if err != nil {
 		if errors.Is(classify(err), storage.ErrNotFound) {
-			return fmt.Errorf("%w: tail object missing", errUploadGone)
+			return fmt.Errorf("%w: tail object missing", storage.ErrUploadGone)
 		}
 		return err
 	}
 	defer out.Body.Close()
 	if aws.ToInt64(out.ContentLength) != int64(len(p)) {
-		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, aws.ToInt64(out.ContentLength), len(p))
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", storage.ErrUploadGone, aws.ToInt64(out.ContentLength), len(p))
 	}
 	if _, err := io.ReadFull(out.Body, p); err != nil {
 		return err
@@ -400,7 +386,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		}
 		info.Key = st.Key
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.deleteTails(ctx); err != nil {
 		d.logger.Warn("deleting multipart tail objects after commit", "key", st.Key, "error", err)
 	}
@@ -412,7 +398,7 @@ func (m *multipart) Abort(ctx context.Context) error {
 	if err := m.abortUpload(ctx); err != nil {
 		return opError("abort", m.st.Key, err)
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.deleteTails(ctx); err != nil {
 		return opError("abort", m.st.Key, err)
 	}
