@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -80,19 +78,10 @@ func classify(err error) error {
 	return err
 }
 
-// isNetworkError reports failures to reach the store or to get a whole
-// answer from it: refused or reset connections, timeouts, truncated bodies.
+// isNetworkError is storage.IsNetworkError, and also io.EOF: a bare EOF
+// that reaches classify is an answer cut short.
 func isNetworkError(err error) bool {
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE), errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
+	return storage.IsNetworkError(err) || errors.Is(err, io.EOF)
 }
 
 // hasCode reports whether err is an Azure answer with one of codes.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"golang.org/x/sync/errgroup"
@@ -43,13 +42,9 @@ const handleVersion = 1
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V         int    `json:"v"`
-	Driver    string `json:"driver"`
+	storage.HandleHeader
 	Account   string `json:"account"`
 	Container string `json:"container"`
-	Root      string `json:"root"`
-	Key       string `json:"key"`
-	ID        string `json:"id"`
 	// Blocks counts the full blocks staged: ids blockID(ID, 0..Blocks-1).
 	Blocks     int       `json:"blocks"`
 	BlockBytes int64     `json:"block_bytes"`
@@ -100,8 +95,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, err
 	}
 	m := &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Account: d.account, Container: d.cfg.Container, Root: d.root,
-		Key: key, ID: storage.NewWriteID(), Clean: 1,
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key),
+		Account:      d.account, Container: d.cfg.Container, Clean: 1,
 	}}
 	if err := m.writeMarker(ctx); err != nil {
 		return nil, d.opError("multipart", key, err)
@@ -123,11 +118,8 @@ func (m *multipart) writeMarker(ctx context.Context) error {
 // rather than after more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	if _, err := d.stat(ctx, d.markerName(st.ID)); err != nil {
 		err = d.opError("resume", st.Key, err)
@@ -142,15 +134,12 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // checkHandle rejects handles of other drivers, accounts or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not an azure handle of this version")
-	case st.Account != d.account || st.Container != d.cfg.Container || st.Root != d.root:
-		return fmt.Errorf("handle is for account %q container %q root %q", st.Account, st.Container, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, storage.InternalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Account != d.account || st.Container != d.cfg.Container:
+		return fmt.Errorf("handle is for account %q container %q", st.Account, st.Container)
 	case st.Blocks < 0 || st.Blocks > d.lim.maxBlocks || st.BlockBytes < 0 || (st.Blocks == 0) != (st.BlockBytes == 0):
 		return errors.New("invalid block count")
 	case len(st.Segs) > maxHandleSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:

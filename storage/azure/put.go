@@ -47,25 +47,13 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	}
 	defer func() { release() }()
 
-	var n int
-	var err error
-	if opts.Size >= 0 && opts.Size <= int64(len(*bp)) {
-		n, err = storage.ReadExactly(r, (*bp)[:opts.Size])
-	} else {
-		n, err = io.ReadFull(r, *bp)
-		if err == nil {
-			release = func() {} // putBlocks owns the buffer now
-			return d.putBlocks(ctx, key, r, bp, opts)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = nil
-		}
-		if err == nil && opts.Size >= 0 && int64(n) != opts.Size {
-			err = fmt.Errorf("body is %d bytes, size says %d", n, opts.Size)
-		}
-	}
+	n, more, err := storage.FillBuffer(r, *bp, opts.Size)
 	if err != nil {
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
+	}
+	if more {
+		release = func() {} // putBlocks owns the buffer now
+		return d.putBlocks(ctx, key, r, bp, opts)
 	}
 
 	// The MD5 is stored as the blob's Content-MD5 (and checked by Azure on
@@ -161,8 +149,8 @@ func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBu
 		// Cancellation explains whatever else went wrong.
 		readErr, uploadErr = nil, err
 	}
-	if readErr == nil && uploadErr == nil && opts.Size >= 0 && total != opts.Size {
-		readErr = fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)
+	if readErr == nil && uploadErr == nil {
+		readErr = storage.CheckBodySize(total, opts.Size)
 	}
 	switch {
 	case readErr != nil:

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"syscall"
 
 	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
@@ -43,7 +40,7 @@ func classify(err error) error {
 	if errors.As(err, &apiErr) {
 		return classifyStatus(apiErr.Code, err)
 	}
-	if isNetworkError(err) {
+	if storage.IsNetworkError(err) {
 		return &storage.TransientError{Err: err}
 	}
 	return err
@@ -69,20 +66,4 @@ func classifyStatus(code int, err error) error {
 	}
 	// Any other answer from the store is definite (400, 409, ...).
 	return err
-}
-
-// isNetworkError reports failures to reach the store or to get a whole
-// answer from it: refused or reset connections, timeouts, truncated bodies.
-func isNetworkError(err error) bool {
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
 }

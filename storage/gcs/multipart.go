@@ -9,7 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
-	"strings"
 
 	gcs "cloud.google.com/go/storage"
 
@@ -48,12 +47,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V      int    `json:"v"`
-	Driver string `json:"driver"`
-	Bucket string `json:"bucket"`
-	Root   string `json:"root"`
-	Key    string `json:"key"`
-	ID     string `json:"id"` // names the write's temporary objects
+	storage.HandleHeader        // its ID names the write's temporary objects
+	Bucket               string `json:"bucket"`
 	// Seq counts successful non-empty Appends; an Append writes its
 	// objects with Seq+1 in their names.
 	Seq   int64   `json:"seq"`
@@ -106,7 +101,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, err
 	}
 	m := &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root, Key: key, ID: storage.NewWriteID(),
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key), Bucket: d.cfg.Bucket,
 	}}
 	// The id is random: a 412 can only be a retry meeting our own marker.
 	_, err := d.uploadBytes(ctx, m.marker().If(gcs.Conditions{DoesNotExist: true}), nil, "")
@@ -121,11 +116,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 // more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	m := &multipart{d: d, st: st}
 	if _, err := m.marker().Attrs(ctx); err != nil {
@@ -145,15 +137,12 @@ func (m *multipart) goneError(op string, err error) error {
 // checkHandle rejects handles of other drivers, buckets or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not a gcs handle of this version")
-	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
-		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, storage.InternalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Bucket != d.cfg.Bucket:
+		return fmt.Errorf("handle is for bucket %q", st.Bucket)
 	case st.Seq < 0 || len(st.Parts) > MaxComponents || (len(st.Parts) == MaxComponents && st.Tail != nil):
 		return errors.New("invalid sequence or part count")
 	}

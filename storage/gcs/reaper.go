@@ -37,7 +37,7 @@ func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) 
 		if dryRun {
 			return nil
 		}
-		m := &multipart{d: d, st: handleState{ID: id}}
+		m := &multipart{d: d, st: handleState{HandleHeader: storage.HandleHeader{ID: id}}}
 		return m.Abort(ctx)
 	}
 	for {

@@ -507,8 +507,8 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		// Cancellation explains whatever else went wrong.
 		readErr, uploadErr = nil, err
 	}
-	if readErr == nil && uploadErr == nil && opts.Size >= 0 && total != opts.Size {
-		readErr = fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)
+	if readErr == nil && uploadErr == nil {
+		readErr = storage.CheckBodySize(total, opts.Size)
 	}
 	if readErr != nil || uploadErr != nil {
 		// Abort even if ctx is done, or the parts linger until a
