@@ -42,7 +42,7 @@ func NewHandleHeader(version int, driver, root, key string) HandleHeader {
 func (h *HandleHeader) Check(version int, driver, root string) error {
 	switch {
 	case h.V != version || h.Driver != driver:
-		return fmt.Errorf("not a %s handle of version %d", driver, version)
+		return fmt.Errorf("not a handle of the %s driver, version %d", driver, version)
 	case h.Root != root:
 		return fmt.Errorf("handle is for root %q", h.Root)
 	case !ValidKey(h.Key) || strings.HasPrefix(h.Key, InternalDir):
