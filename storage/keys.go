@@ -42,3 +42,17 @@ func PageLimit(limit, def, max int) int {
 	}
 	return min(limit, max)
 }
+
+// StoreKeys checks every key with CheckDriverKey, for op, and maps them to
+// the store's names with storeKey (a driver's root prefix); the first
+// invalid key fails the whole call, before anything is sent.
+func StoreKeys(driver, op string, keys []string, storeKey func(string) string) ([]string, error) {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		if err := CheckDriverKey(driver, op, k); err != nil {
+			return nil, err
+		}
+		names[i] = storeKey(k)
+	}
+	return names, nil
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -55,6 +56,32 @@ func TestPageLimit(t *testing.T) {
 	for _, tt := range tests {
 		if got := PageLimit(tt.limit, tt.def, tt.max); got != tt.want {
 			t.Errorf("PageLimit(%d, %d, %d) = %d; want %d", tt.limit, tt.def, tt.max, got, tt.want)
+		}
+	}
+}
+
+func TestStoreKeys(t *testing.T) {
+	root := func(k string) string { return "root/" + k }
+	tests := []struct {
+		keys    []string
+		want    []string
+		wantErr bool
+	}{
+		{keys: nil, want: []string{}},
+		{keys: []string{"a", "b/c"}, want: []string{"root/a", "root/b/c"}},
+		{keys: []string{"a", "_stratus/x"}, wantErr: true},
+		{keys: []string{"a", ""}, wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := StoreKeys("s3", "delete", tt.keys, root)
+		if tt.wantErr {
+			if !errors.Is(err, ErrInvalidKey) || got != nil {
+				t.Errorf("StoreKeys(%q) = %q, %v; want ErrInvalidKey", tt.keys, got, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("StoreKeys(%q) = %q, %v; want %q", tt.keys, got, err, tt.want)
 		}
 	}
 }

@@ -105,14 +105,9 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 // rights, a server without it): then it deletes upload_concurrency blobs
 // at a time.
 func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
-	for _, k := range keys {
-		if err := d.checkKey("delete", k); err != nil {
-			return err
-		}
-	}
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = d.blobName(k)
+	names, err := storage.StoreKeys(driverName, "delete", keys, d.blobName)
+	if err != nil {
+		return err
 	}
 	return d.deleteBlobs(ctx, names)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -88,70 +87,22 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 // If the Put fails, its uncommitted blocks stay on the blob, invisible,
 // until Azure drops them (7 days) or the next commit to the key does.
 func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBuf *[]byte, opts storage.PutOptions) (storage.Info, error) {
-	first := *firstBuf
 	bb := d.blockBlob(d.blobName(key))
 	writeID := storage.NewWriteID()
-	// A free list of its own: upload_concurrency buffers in flight plus
-	// the one being filled, reused for the whole body, so a long Put does
-	// not churn the shared pool (which the GC empties) into garbage.
-	conc := d.cfg.UploadConcurrency
-	free := make(chan *[]byte, conc+1)
-	for range conc {
-		free <- nil // allocated on first use
-	}
-	defer func() {
-		for range conc + 1 {
-			if bp := <-free; bp != nil {
-				d.putBuf(bp)
-			}
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	send := func(i int, data []byte, done func()) {
-		g.Go(func() error {
-			defer done()
-			_, err := bb.StageBlock(gctx, blockID(writeID, i), streaming.NopCloser(bytes.NewReader(data)), nil)
+	// Buffers of its own (upload_concurrency in flight plus the one being
+	// filled), reused for the whole body, so a long Put does not churn the
+	// shared pool (which the GC empties) into garbage.
+	total, count, readErr, uploadErr := storage.PartUpload{
+		Concurrency: d.cfg.UploadConcurrency,
+		MaxParts:    d.lim.maxBlocks,
+		PartSize:    storage.Size(d.lim.blockSize),
+		GetBuf:      d.getBuf,
+		PutBuf:      d.putBuf,
+		Send: func(ctx context.Context, i int, data []byte) error {
+			_, err := bb.StageBlock(ctx, blockID(writeID, i), streaming.NopCloser(bytes.NewReader(data)), nil)
 			return err
-		})
-	}
-	var readErr error
-	total := int64(len(first))
-	count := 1
-	send(0, first, func() { free <- firstBuf })
-	for gctx.Err() == nil {
-		bp := <-free
-		if bp == nil {
-			bp = d.getBuf()
-		}
-		n, err := io.ReadFull(r, *bp)
-		switch {
-		case n == 0:
-			free <- bp
-		case count >= d.lim.maxBlocks:
-			free <- bp
-			readErr = fmt.Errorf("object exceeds %d blocks of %s", d.lim.maxBlocks, storage.Size(d.lim.blockSize))
-		default:
-			total += int64(n)
-			send(count, (*bp)[:n], func() { free <- bp })
-			count++
-		}
-		if readErr != nil || err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-	}
-	uploadErr := g.Wait()
-	if err := ctx.Err(); err != nil {
-		// Cancellation explains whatever else went wrong.
-		readErr, uploadErr = nil, err
-	}
-	if readErr == nil && uploadErr == nil {
-		readErr = storage.CheckBodySize(total, opts.Size)
-	}
+		},
+	}.Run(ctx, firstBuf, r, opts.Size)
 	switch {
 	case readErr != nil:
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: readErr}

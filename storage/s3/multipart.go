@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -439,9 +438,10 @@ func copySource(bucket, key string) string {
 	return bucket + "/" + strings.Join(segs, "/")
 }
 
-// putMultipart finishes a Put whose body filled the first part buffer:
-// parts go up upload_concurrency at a time, each from its own buffer.
-func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
+// putMultipart finishes a Put whose body filled the first part buffer,
+// which it takes over: parts go up upload_concurrency at a time, each from
+// its own buffer.
+func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
 	objectKey := d.objectKey(key)
 	sse, kms := d.sse()
 	in := &s3.CreateMultipartUploadInput{
@@ -453,6 +453,7 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	}
 	created, err := d.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
+		d.putBuf(first)
 		return storage.Info{}, opError("put", key, err)
 	}
 	uploadID := aws.ToString(created.UploadId)
@@ -461,12 +462,15 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		mu    sync.Mutex
 		parts []types.CompletedPart
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.cfg.UploadConcurrency)
-	send := func(num int32, data []byte, release func()) {
-		g.Go(func() error {
-			defer release()
-			etag, err := d.uploadPart(gctx, objectKey, uploadID, num, data)
+	total, _, readErr, uploadErr := storage.PartUpload{
+		Concurrency: d.cfg.UploadConcurrency,
+		MaxParts:    MaxParts,
+		PartSize:    d.cfg.PartSize,
+		GetBuf:      d.getBuf,
+		PutBuf:      d.putBuf,
+		Send: func(ctx context.Context, i int, data []byte) error {
+			num := int32(i + 1)
+			etag, err := d.uploadPart(ctx, objectKey, uploadID, num, data)
 			if err != nil {
 				return err
 			}
@@ -474,42 +478,8 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
 			mu.Unlock()
 			return nil
-		})
-	}
-
-	total := int64(len(first))
-	num := int32(1)
-	send(num, first, func() {}) // the caller owns the first buffer
-	var readErr error
-	for gctx.Err() == nil {
-		bp := d.getBuf()
-		n, err := io.ReadFull(r, *bp)
-		if n == 0 {
-			d.putBuf(bp)
-		} else if num++; num > MaxParts {
-			d.putBuf(bp)
-			readErr = fmt.Errorf("object exceeds %d parts of %s", MaxParts, d.cfg.PartSize)
-			break
-		} else {
-			total += int64(n)
-			send(num, (*bp)[:n], func() { d.putBuf(bp) })
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-	}
-	uploadErr := g.Wait()
-	if err := ctx.Err(); err != nil {
-		// Cancellation explains whatever else went wrong.
-		readErr, uploadErr = nil, err
-	}
-	if readErr == nil && uploadErr == nil {
-		readErr = storage.CheckBodySize(total, opts.Size)
-	}
+		},
+	}.Run(ctx, first, r, opts.Size)
 	if readErr != nil || uploadErr != nil {
 		// Abort even if ctx is done, or the parts linger until a
 		// lifecycle rule reaps them.

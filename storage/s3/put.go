@@ -45,13 +45,13 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	}
 
 	buf := d.getBuf()
-	defer d.putBuf(buf)
 	n, more, err := storage.FillBuffer(r, *buf, opts.Size)
+	if more {
+		return d.putMultipart(ctx, key, r, buf, opts, conditional)
+	}
+	defer d.putBuf(buf)
 	if err != nil {
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
-	}
-	if more {
-		return d.putMultipart(ctx, key, r, *buf, opts, conditional)
 	}
 
 	sse, kms := d.sse()

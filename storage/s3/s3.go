@@ -307,14 +307,9 @@ func (d *Driver) deleteObject(ctx context.Context, op, key, objectKey string) er
 
 // DeleteBatch implements storage.Driver.
 func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
-	for _, k := range keys {
-		if err := d.checkKey("delete", k); err != nil {
-			return err
-		}
-	}
-	objectKeys := make([]string, len(keys))
-	for i, k := range keys {
-		objectKeys[i] = d.objectKey(k)
+	objectKeys, err := storage.StoreKeys(driverName, "delete", keys, d.objectKey)
+	if err != nil {
+		return err
 	}
 	return d.deleteObjects(ctx, objectKeys)
 }
