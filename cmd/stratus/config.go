@@ -16,7 +16,9 @@ import (
 	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
+	"github.com/stratus-registry/stratus/storage/gcs"
 	"github.com/stratus-registry/stratus/storage/s3"
 )
 
@@ -93,6 +95,8 @@ type StorageConfig struct {
 	Driver     DriverName        `yaml:"driver"`
 	Filesystem filesystem.Config `yaml:"filesystem"`
 	S3         s3.Config         `yaml:"s3"`
+	Azure      azure.Config      `yaml:"azure"`
+	GCS        gcs.Config        `yaml:"gcs"`
 }
 
 // DriverName is the storage backend; its zero value means "use the default".
@@ -102,15 +106,17 @@ const (
 	DriverFilesystem DriverName = "filesystem"
 	DriverInmemory   DriverName = "inmemory"
 	DriverS3         DriverName = "s3"
+	DriverAzure      DriverName = "azure"
+	DriverGCS        DriverName = "gcs"
 )
 
 func (d *DriverName) UnmarshalText(b []byte) error {
 	switch n := DriverName(strings.ToLower(string(b))); n {
-	case DriverFilesystem, DriverInmemory, DriverS3:
+	case DriverFilesystem, DriverInmemory, DriverS3, DriverAzure, DriverGCS:
 		*d = n
 		return nil
 	}
-	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory or s3)", b)
+	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory, s3, azure or gcs)", b)
 }
 
 // decodeConfig reads YAML strictly: an unknown key is an error, with its line.
@@ -274,6 +280,12 @@ func (c *Config) setDefaults() {
 	if c.Storage.Driver == DriverS3 {
 		c.Storage.S3.SetDefaults()
 	}
+	if c.Storage.Driver == DriverAzure {
+		c.Storage.Azure.SetDefaults()
+	}
+	if c.Storage.Driver == DriverGCS {
+		c.Storage.GCS.SetDefaults()
+	}
 }
 
 // redisEnabled: Redis is used as soon as an address is configured; without
@@ -305,6 +317,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Storage.Filesystem.Validate())
 	case DriverS3:
 		errs = append(errs, c.Storage.S3.Validate())
+	case DriverAzure:
+		errs = append(errs, c.Storage.Azure.Validate())
+	case DriverGCS:
+		errs = append(errs, c.Storage.GCS.Validate())
 	}
 	if c.redisEnabled() {
 		errs = append(errs, c.Redis.Validate())

@@ -65,12 +65,12 @@ type tools struct {
 
 // contender is one registry deployment under test.
 type contender struct {
-	name    string
-	c       *client
-	procs   []*proc
-	rr      *roundRobin
-	gcArgs  []string // serve flags that reach its storage and redis, for `stratus gc run`
-	pulls   map[int64]*blob
+	name   string
+	c      *client
+	procs  []*proc
+	rr     *roundRobin
+	gcArgs []string // serve flags that reach its storage and redis, for `stratus gc run`
+	pulls  map[int64]*blob
 }
 
 func (ct *contender) pids() map[string]int {
