@@ -31,8 +31,8 @@ type readyState struct {
 }
 
 // readyChecker answers /readyz: the object store answers a cheap probe and
-// is not full, the session store (Redis) answers, and the process is not
-// draining. Backend results are cached for readyCacheFor; draining is not,
+// is not full, and the process is not draining; a session store (Redis)
+// that does not answer is reported as degraded, not unready. Backend results are cached for readyCacheFor; draining is not,
 // so a SIGTERM fails the very next probe.
 type readyChecker struct {
 	reg    *registry.Registry
@@ -98,8 +98,12 @@ func (c *readyChecker) probe(ctx context.Context) readyState {
 		return readyState{http.StatusServiceUnavailable, "not ready: storage full (a write failed for lack of space)"}
 	}
 	if _, err := c.locks.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, locking.ErrNotFound) {
-		c.logger.Warn("not ready: session store probe failed", "err", err)
-		return readyState{http.StatusServiceUnavailable, "not ready: session store (redis) unavailable"}
+		// Reported, not failed: every replica shares the session store, so
+		// failing readiness would take the whole fleet out of rotation and
+		// stop pulls too, which work without it (pushes answer 503 with
+		// Retry-After meanwhile).
+		c.logger.Warn("session store probe failed: pushes fail until it is back, pulls go on", "err", err)
+		return readyState{http.StatusOK, "degraded: session store (redis) unavailable; pushes answer 503, pulls work"}
 	}
 	return readyState{http.StatusOK, "ok"}
 }
