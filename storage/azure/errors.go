@@ -20,8 +20,8 @@ const driverName = "azure"
 // errDenied and errNoContainer name the permanent misconfigurations; they
 // are never transient, so the registry reports them instead of retrying.
 var (
-	errDenied      = errors.New("access denied by Azure Storage (check the credential and its role: Storage Blob Data Contributor on the container)")
-	errNoContainer = errors.New("the container does not exist")
+	errDenied      = fmt.Errorf("%w: access denied by Azure Storage; check the credential and its role (Storage Blob Data Contributor on the container)", storage.ErrMisconfigured)
+	errNoContainer = fmt.Errorf("%w: the container does not exist; check storage.azure.container", storage.ErrMisconfigured)
 )
 
 // opError wraps an SDK error for op on key; nil stays nil.

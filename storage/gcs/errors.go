@@ -32,7 +32,7 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, gcs.ErrBucketNotExist):
 		// A configuration problem, not a missing object.
-		return fmt.Errorf("bucket does not exist (check storage.gcs.bucket): %w", err)
+		return fmt.Errorf("%w: the bucket does not exist; check storage.gcs.bucket: %w", storage.ErrMisconfigured, err)
 	case errors.Is(err, gcs.ErrObjectNotExist):
 		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
 	}
@@ -58,7 +58,7 @@ func classifyStatus(code int, err error) error {
 	case code == 416:
 		return fmt.Errorf("%w: %w", storage.ErrInvalidRange, err)
 	case code == 401 || code == 403:
-		return fmt.Errorf("access denied by GCS (credentials need roles/storage.objectUser on the bucket): %w", err)
+		return fmt.Errorf("%w: access denied by GCS; the credentials need roles/storage.objectUser on the bucket: %w", storage.ErrMisconfigured, err)
 	case code == 429:
 		return &storage.TransientError{Throttled: true, Err: err}
 	case code == 408 || code >= 500:
