@@ -17,6 +17,7 @@ import (
 // what the scenarios need to know of it. Each scenario runs as one subtest
 // per entry of cloudStores.
 type cloudStore struct {
+	// name is the driver's: storage.driver=<name>, storage.<name>.* flags.
 	name string
 	// start returns this test binary's emulator with a fresh prefix.
 	start func(t *testing.T) storeSite
@@ -24,11 +25,12 @@ type cloudStore struct {
 	largeBlob int64
 	// resume is TestUploadResumedByAnotherProcess's upload.
 	resume resumePlan
-	// redirect, where the backend can redirect pulls, starts its emulator
-	// and returns the flags that turn redirects on with a 5 minute expiry,
-	// and the check of the Location a blob GET is answered with; nil where
-	// it cannot, which leaves the backend out of TestRedirectedPulls.
-	redirect func(t *testing.T) (args []string, check func(loc string) error)
+	// checkRedirect, where the backend can redirect pulls (the driver's
+	// redirect and redirect_expiry settings), checks the Location that a
+	// blob GET answers with when the expiry is 5 minutes: a URL on the
+	// site, signed, valid for 300 s. Nil where the backend cannot redirect,
+	// which leaves it out of TestRedirectedPulls.
+	checkRedirect func(site storeSite, loc string) error
 	// dialect is how a fault proxy reads and refuses the store's requests.
 	dialect storeDialect
 	// faultFlags make the driver give up soon behind a fault proxy: one
@@ -61,18 +63,29 @@ type storeSite struct {
 	// via are the `stratus serve` flags for the site's prefix, with the
 	// store's API reached at endpoint (a proxy in front of the emulator).
 	via func(endpoint string) []string
+	// signing, if set, are the flags for the site with credentials that
+	// can sign URLs, where args' cannot.
+	signing func(t *testing.T) []string
 }
 
 // args are the `stratus serve` flags for the site, the emulator reached
 // directly.
 func (s storeSite) args() []string { return s.via(s.endpoint) }
 
+// signingArgs are args with credentials that can sign URLs.
+func (s storeSite) signingArgs(t *testing.T) []string {
+	if s.signing != nil {
+		return s.signing(t)
+	}
+	return s.args()
+}
+
 // cloudStores: S3 on MinIO, Azure Blob on Azurite and GCS on
 // fake-gcs-server.
 func cloudStores() []cloudStore {
 	return []cloudStore{
 		{
-			name: "s3", start: s3Site, redirect: s3Redirect, largeBlob: 1 << 30,
+			name: "s3", start: s3Site, checkRedirect: s3Presigned, largeBlob: 1 << 30,
 			resume:     resumePlan{size: 24<<20 + 5, chunk: 3 << 20, killAt: 12<<20 + 2},
 			dialect:    s3Dialect,
 			faultFlags: []string{"--set", "storage.s3.max_retries=1", "--set", "storage.s3.request_timeout=5s"},
@@ -94,7 +107,7 @@ func cloudStores() []cloudStore {
 		},
 		{
 			// 300 MiB + 12345: over 256 MiB, and no whole number of blocks.
-			name: "azure", start: azureSite, redirect: azureRedirect, largeBlob: 300<<20 + 12345,
+			name: "azure", start: azureSite, checkRedirect: azureSAS, largeBlob: 300<<20 + 12345,
 			// 40 MiB + 5: two whole 16 MiB blocks; the kill lands mid-block.
 			resume:     resumePlan{size: 40<<20 + 5, chunk: 1 << 20, killAt: 23 << 20},
 			dialect:    azureDialect,
@@ -107,7 +120,7 @@ func cloudStores() []cloudStore {
 			},
 		},
 		{
-			name: "gcs", start: gcsSite, redirect: gcsRedirect, largeBlob: 300 << 20,
+			name: "gcs", start: gcsSite, checkRedirect: gcsSignedURL, largeBlob: 300 << 20,
 			resume:     resumePlan{size: 24<<20 + 5, chunk: 1 << 20, killAt: 12<<20 + 2},
 			dialect:    gcsDialect,
 			faultFlags: []string{"--set", "storage.gcs.max_retries=1", "--set", "storage.gcs.request_timeout=5s"},
@@ -137,19 +150,15 @@ func s3Site(t *testing.T) storeSite {
 	}
 }
 
-func s3Redirect(t *testing.T) ([]string, func(string) error) {
-	mio := s3test.Start(t)
-	return append(s3Args(mio, uniquePrefix(t)), "--set", "storage.s3.redirect=true", "--set", "storage.s3.redirect_expiry=5m"),
-		func(loc string) error {
-			if !strings.HasPrefix(loc, mio.Endpoint) || !strings.Contains(loc, "X-Amz-Signature") {
-				return fmt.Errorf("not a presigned URL on MinIO")
-			}
-			// The configured redirect_expiry (5m), not a built-in default.
-			if u, err := url.Parse(loc); err != nil || u.Query().Get("X-Amz-Expires") != "300" {
-				return fmt.Errorf("presigned URL expiry %q; want 300 s from storage.s3.redirect_expiry=5m", u.Query().Get("X-Amz-Expires"))
-			}
-			return nil
-		}
+func s3Presigned(site storeSite, loc string) error {
+	if !strings.HasPrefix(loc, site.endpoint) || !strings.Contains(loc, "X-Amz-Signature") {
+		return fmt.Errorf("not a presigned URL on MinIO")
+	}
+	// The configured redirect_expiry (5m), not a built-in default.
+	if u, err := url.Parse(loc); err != nil || u.Query().Get("X-Amz-Expires") != "300" {
+		return fmt.Errorf("presigned URL expiry %q; want 300 s from storage.s3.redirect_expiry=5m", u.Query().Get("X-Amz-Expires"))
+	}
+	return nil
 }
 
 // azureArgs are the `stratus serve` flags for Azurite under prefix, with
@@ -179,24 +188,20 @@ func azureSite(t *testing.T) storeSite {
 	}
 }
 
-func azureRedirect(t *testing.T) ([]string, func(string) error) {
-	az := azuretest.Start(t)
-	return append(azureArgs(az, uniquePrefix(t)), "--set", "storage.azure.redirect=true", "--set", "storage.azure.redirect_expiry=5m"),
-		func(loc string) error {
-			if !strings.HasPrefix(loc, az.ServiceURL) || !strings.Contains(loc, "sig=") || !strings.Contains(loc, "sp=r") {
-				return fmt.Errorf("not a read-only account-key SAS URL on Azurite")
-			}
-			// The configured redirect_expiry (5m), not a built-in default.
-			u, err := url.Parse(loc)
-			if err != nil {
-				return err
-			}
-			se, err := time.Parse(time.RFC3339, u.Query().Get("se"))
-			if left := time.Until(se); err != nil || left < 4*time.Minute || left > 5*time.Minute+5*time.Second {
-				return fmt.Errorf("SAS expiry se=%q (%v); want 5m from now from storage.azure.redirect_expiry=5m", u.Query().Get("se"), err)
-			}
-			return nil
-		}
+func azureSAS(site storeSite, loc string) error {
+	if !strings.HasPrefix(loc, site.endpoint) || !strings.Contains(loc, "sig=") || !strings.Contains(loc, "sp=r") {
+		return fmt.Errorf("not a read-only account-key SAS URL on Azurite")
+	}
+	// The configured redirect_expiry (5m), not a built-in default.
+	u, err := url.Parse(loc)
+	if err != nil {
+		return err
+	}
+	se, err := time.Parse(time.RFC3339, u.Query().Get("se"))
+	if left := time.Until(se); err != nil || left < 4*time.Minute || left > 5*time.Minute+5*time.Second {
+		return fmt.Errorf("SAS expiry se=%q (%v); want 5m from now from storage.azure.redirect_expiry=5m", u.Query().Get("se"), err)
+	}
+	return nil
 }
 
 // gcsArgs are the `stratus serve` flags for fake-gcs-server under prefix.
@@ -226,19 +231,17 @@ func gcsSite(t *testing.T) storeSite {
 	return storeSite{
 		endpoint: fake.Endpoint,
 		via:      func(endpoint string) []string { return gcsArgsVia(fake, prefix, endpoint) },
+		// A service-account key, not anonymous, authenticates and signs
+		// V4 URLs.
+		signing: func(t *testing.T) []string {
+			return append(gcsNoCredentials(fake, prefix, fake.Endpoint), "--set", "storage.gcs.credentials_file="+gcstest.NewKeyFile(t).Path)
+		},
 	}
 }
 
-// gcsRedirect: a service-account key, not anonymous, authenticates and
-// signs V4 URLs.
-func gcsRedirect(t *testing.T) ([]string, func(string) error) {
-	fake, key := gcstest.Start(t), gcstest.NewKeyFile(t)
-	return append(gcsNoCredentials(fake, uniquePrefix(t), fake.Endpoint), "--set", "storage.gcs.credentials_file="+key.Path,
-			"--set", "storage.gcs.redirect=true", "--set", "storage.gcs.redirect_expiry=5m"),
-		func(loc string) error {
-			if !strings.HasPrefix(loc, fake.Endpoint+"/") || !strings.Contains(loc, "X-Goog-Signature=") || !strings.Contains(loc, "X-Goog-Expires=300") {
-				return fmt.Errorf("not a V4 signed URL on fake-gcs-server valid 300s")
-			}
-			return nil
-		}
+func gcsSignedURL(site storeSite, loc string) error {
+	if !strings.HasPrefix(loc, site.endpoint+"/") || !strings.Contains(loc, "X-Goog-Signature=") || !strings.Contains(loc, "X-Goog-Expires=300") {
+		return fmt.Errorf("not a V4 signed URL on fake-gcs-server valid 300s")
+	}
+	return nil
 }

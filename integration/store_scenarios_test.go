@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stratus-registry/stratus/locking/lockingtest"
@@ -46,27 +45,8 @@ func TestLargeBlobSmallChunks(t *testing.T) {
 		start = time.Now()
 		verifyStream(t, srv.URL()+"/v2/big/blob/blobs/"+dgst, dgst, size)
 		t.Logf("pulled and verified %d MiB in %s", size>>20, time.Since(start).Round(time.Millisecond))
-		pushPullImage(t, srv, "big/img:v1", 1<<20, 3)
+		pushPullImage(t, ref(t, srv, "big/img:v1"), 1<<20, 3)
 	})
-}
-
-// pushPullImage pushes a random image with go-containerregistry and pulls
-// it back, every layer compared byte for byte.
-func pushPullImage(t *testing.T, srv *server, repoTag string, layerSize int64, layers int64) {
-	t.Helper()
-	img, err := random.Image(layerSize, layers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := ref(t, srv, repoTag)
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	got, err := remote.Image(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layersEqual(t, img, got)
 }
 
 // TestUploadResumedByAnotherProcess: one replica takes the first part of a
@@ -107,18 +87,13 @@ func TestUploadResumedByAnotherProcess(t *testing.T) {
 // 307 to a signed URL on the store, valid for the configured expiry, and a
 // real client follows it and gets the right bytes.
 func TestRedirectedPulls(t *testing.T) {
-	redirects := func(cs cloudStore) bool { return cs.redirect != nil }
+	redirects := func(cs cloudStore) bool { return cs.checkRedirect != nil }
 	eachCloudStore(t, redirects, func(t *testing.T, cs cloudStore) {
-		args, check := cs.redirect(t)
-		srv := startServer(t, args)
-		img, err := random.Image(128<<10, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		site := cs.start(t)
+		srv := startServer(t, append(site.signingArgs(t),
+			"--set", "storage."+cs.name+".redirect=true", "--set", "storage."+cs.name+".redirect_expiry=5m"))
 		r := ref(t, srv, "redirect/img:v1")
-		if err := remote.Write(r, img); err != nil {
-			t.Fatal(err)
-		}
+		img := pushRandomImage(t, r, 128<<10, 2)
 		layers, _ := img.Layers()
 		ld, _ := layers[0].Digest()
 		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -131,7 +106,7 @@ func TestRedirectedPulls(t *testing.T) {
 		if resp.StatusCode != http.StatusTemporaryRedirect {
 			t.Fatalf("GET blob: %s, Location %q; want 307", resp.Status, loc)
 		}
-		if err := check(loc); err != nil {
+		if err := cs.checkRedirect(site, loc); err != nil {
 			t.Fatalf("GET blob: 307 to %q: %v", loc, err)
 		}
 		got, err := remote.Image(r)
