@@ -29,7 +29,7 @@ func applyThenDropPlan() faultPlan {
 	p.set(faultBefore, 0.04, s3Dialect.faulted...)
 	p.set(faultAfter, 0.04, s3Dialect.faulted...)
 	p.set(faultTruncate, 0.03, opGetObject)
-	p.forceAfter = 5 // rare operations (AbortMultipartUpload) are covered too
+	p.forceAfter = 2 // rare operations (AbortMultipartUpload) are covered too
 	return p
 }
 
