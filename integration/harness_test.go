@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/stratus-registry/stratus/storage/s3/s3test"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stratus-registry/stratus/storage/azure/azuretest"
+	"github.com/stratus-registry/stratus/storage/gcs/gcstest"
+	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
 
 // stratusBin is the binary built once by TestMain; every test runs real
@@ -41,6 +44,12 @@ func TestMain(m *testing.M) {
 	if err := s3test.StopShared(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping minio:", err)
 	}
+	if err := azuretest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping azurite:", err)
+	}
+	if err := gcstest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping fake-gcs-server:", err)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -51,12 +60,15 @@ type backend struct {
 	args func(t *testing.T) []string // `stratus serve` flags
 }
 
-// storageBackends: the filesystem, and S3 on a real MinIO (one per test
-// binary, a fresh root directory per test).
+// storageBackends: the filesystem, S3 on a real MinIO, Azure Blob on
+// Azurite and GCS on fake-gcs-server (one server each per test binary, a
+// fresh root directory per test).
 func storageBackends() []backend {
 	return []backend{
 		{"filesystem", func(t *testing.T) []string { return []string{"--root", t.TempDir()} }},
 		{"s3", func(t *testing.T) []string { return s3Args(s3test.Start(t), uniquePrefix(t)) }},
+		{"azure", func(t *testing.T) []string { return azureArgs(azuretest.Start(t), uniquePrefix(t)) }},
+		{"gcs", func(t *testing.T) []string { return gcsArgs(gcstest.Start(t), uniquePrefix(t)) }},
 	}
 }
 

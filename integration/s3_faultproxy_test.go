@@ -232,11 +232,14 @@ func newS3FaultProxy(t *testing.T, target string, seed uint64, plan faultPlan) *
 	for o := range f.rngs {
 		f.rngs[o] = rand.New(rand.NewPCG(seed, uint64(o)))
 	}
-	f.rp = httputil.NewSingleHostReverseProxy(u)
-	f.rp.Transport = f.transport
-	// Keep the Host header the client signed (SigV4 covers it).
-	director := f.rp.Director
-	f.rp.Director = func(r *http.Request) { host := r.Host; director(r); r.Host = host }
+	f.rp = &httputil.ReverseProxy{
+		Transport: f.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			// Keep the Host header the client signed (SigV4 covers it).
+			pr.Out.Host = pr.In.Host
+		},
+	}
 	f.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		// stratus cancels requests (a failed part stops its siblings);
 		// any other failure to reach MinIO is the proxy's own.

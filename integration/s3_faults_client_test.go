@@ -85,12 +85,6 @@ func (r *faultRecorder) add(name string, n int) {
 	r.counts[name] += n
 }
 
-func (r *faultRecorder) count(name string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.counts[name]
-}
-
 func (r *faultRecorder) problemList() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -14,7 +14,9 @@ import (
 
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
+	"github.com/stratus-registry/stratus/storage/gcs"
 	"github.com/stratus-registry/stratus/storage/s3"
 )
 
@@ -69,6 +71,8 @@ type StorageConfig struct {
 	Driver     DriverName        `yaml:"driver"`
 	Filesystem filesystem.Config `yaml:"filesystem"`
 	S3         s3.Config         `yaml:"s3"`
+	Azure      azure.Config      `yaml:"azure"`
+	GCS        gcs.Config        `yaml:"gcs"`
 }
 
 // DriverName is the storage backend; its zero value means "use the default".
@@ -78,15 +82,17 @@ const (
 	DriverFilesystem DriverName = "filesystem"
 	DriverInmemory   DriverName = "inmemory"
 	DriverS3         DriverName = "s3"
+	DriverAzure      DriverName = "azure"
+	DriverGCS        DriverName = "gcs"
 )
 
 func (d *DriverName) UnmarshalText(b []byte) error {
 	switch n := DriverName(strings.ToLower(string(b))); n {
-	case DriverFilesystem, DriverInmemory, DriverS3:
+	case DriverFilesystem, DriverInmemory, DriverS3, DriverAzure, DriverGCS:
 		*d = n
 		return nil
 	}
-	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory or s3)", b)
+	return fmt.Errorf("unknown storage driver %q (want filesystem, inmemory, s3, azure or gcs)", b)
 }
 
 // decodeConfig reads YAML strictly: an unknown key is an error, with its line.
@@ -108,36 +114,114 @@ func decodeConfig(r io.Reader, cfg *Config) error {
 
 // loadConfig builds the configuration from a file (optional), the process
 // environment and --set overrides, then applies defaults and validates.
+// Every stage runs even when an earlier one failed, so one run reports
+// every problem (a typo in the environment does not hide a bad value in
+// the file), each with its key path.
 func loadConfig(path string, env []string, sets []string) (*Config, error) {
 	var cfg Config
+	var errs []error
+	explicit := map[string]bool{}
 	if path != "" {
-		f, err := os.Open(path)
+		keys, err := loadConfigFile(path, &cfg)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			errs = append(errs, fmt.Errorf("config %s: %w", path, err))
 		}
-		err = decodeConfig(f, &cfg)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		for _, k := range keys {
+			explicit[k] = true
 		}
 	}
-	if err := applyEnv(&cfg, env); err != nil {
-		return nil, err
+	envKeys, err := applyEnv(&cfg, env)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range envKeys {
+		explicit[k] = true
 	}
 	for _, s := range sets {
 		key, value, ok := strings.Cut(s, "=")
+		key = strings.TrimSpace(key)
 		if !ok {
-			return nil, fmt.Errorf("--set %q: want key.path=value", s)
+			errs = append(errs, fmt.Errorf("--set %q: want key.path=value", s))
+			continue
 		}
-		if err := setKey(&cfg, strings.TrimSpace(key), value); err != nil {
-			return nil, fmt.Errorf("--set: %w", err)
+		if err := setKey(&cfg, key, value); err != nil {
+			errs = append(errs, fmt.Errorf("--set: %w", err))
+			continue
 		}
+		explicit[key] = true
 	}
+	zeroBefore := zeroLeaves(&cfg)
 	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	errs = append(errs, defaultedZeros(&cfg, explicit, zeroBefore), cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
 		return &cfg, err
 	}
 	return &cfg, nil
+}
+
+// loadConfigFile decodes the file into cfg and returns the key paths it
+// sets.
+func loadConfigFile(path string, cfg *Config) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	var keys []string
+	if yaml.Unmarshal(data, &root) == nil {
+		keys = yamlKeyPaths(&root, "")
+	}
+	// decodeConfig reports the syntax error itself, with its line.
+	return keys, decodeConfig(bytes.NewReader(data), cfg)
+}
+
+// yamlKeyPaths lists the dotted paths of every scalar or sequence value in
+// a YAML document.
+func yamlKeyPaths(n *yaml.Node, prefix string) []string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 1 {
+			return yamlKeyPaths(n.Content[0], prefix)
+		}
+	case yaml.MappingNode:
+		var out []string
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			path := n.Content[i].Value
+			if prefix != "" {
+				path = prefix + "." + path
+			}
+			out = append(out, yamlKeyPaths(n.Content[i+1], path)...)
+		}
+		return out
+	default:
+		if prefix != "" {
+			return []string{prefix}
+		}
+	}
+	return nil
+}
+
+// zeroLeaves records which keys hold their zero value before defaults.
+func zeroLeaves(cfg *Config) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range leaves(cfg) {
+		out[l.path] = l.field.IsZero()
+	}
+	return out
+}
+
+// defaultedZeros reports keys given explicitly as zero ("0", "", "0s") that
+// the defaults then replaced: for those keys zero means nothing, and
+// silently using the default would hide the mistake. Keys where zero has a
+// meaning (registry.gc.interval: 0 = off) keep their zero and pass.
+func defaultedZeros(cfg *Config, explicit, zeroBefore map[string]bool) error {
+	var errs []error
+	for _, l := range leaves(cfg) {
+		if explicit[l.path] && zeroBefore[l.path] && !l.field.IsZero() {
+			errs = append(errs, fmt.Errorf("%s: a zero or empty value is not valid here; leave the key out to get the default (%v)", l.path, l.field.Interface()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) setDefaults() {
@@ -169,6 +253,12 @@ func (c *Config) setDefaults() {
 	if c.Storage.Driver == DriverS3 {
 		c.Storage.S3.SetDefaults()
 	}
+	if c.Storage.Driver == DriverAzure {
+		c.Storage.Azure.SetDefaults()
+	}
+	if c.Storage.Driver == DriverGCS {
+		c.Storage.GCS.SetDefaults()
+	}
 }
 
 // redisEnabled: Redis is used as soon as an address is configured; without
@@ -198,6 +288,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Storage.Filesystem.Validate())
 	case DriverS3:
 		errs = append(errs, c.Storage.S3.Validate())
+	case DriverAzure:
+		errs = append(errs, c.Storage.Azure.Validate())
+	case DriverGCS:
+		errs = append(errs, c.Storage.GCS.Validate())
 	}
 	if c.redisEnabled() {
 		errs = append(errs, c.Redis.Validate())

@@ -84,6 +84,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unknown untagged policy", "", nil, []string{"registry.gc.untagged=sometimes"}, []string{"registry.gc.untagged"}},
 		{"s3 part size too small", "storage:\n  driver: s3\n  s3:\n    bucket: b\n    part_size: 1MiB\n", nil, nil, []string{"storage.s3.part_size"}},
 		{"s3 without bucket", "storage:\n  driver: s3\n", nil, nil, []string{"storage.s3.bucket"}},
+		{"azure without account and container", "storage:\n  driver: azure\n", nil, nil, []string{"storage.azure.account_name", "storage.azure.container"}},
+		{
+			"azure every error at once", "storage:\n  driver: azure\n  azure:\n    account_name: Bad_Name\n    container: c\n    account_key: k\n    sas_token: sig=x\n    block_size: 8MiB\n",
+			[]string{"STRATUS_STORAGE_AZURE_SERVICE_URL=ftp://x"}, []string{"storage.azure.redirect_expiry=-1s"},
+			[]string{"storage.azure.account_name", "storage.azure.container", "storage.azure.account_key: set at most one", "storage.azure.block_size", "storage.azure.service_url", "storage.azure.redirect_expiry"},
+		},
+		{"gcs without bucket", "storage:\n  driver: gcs\n", nil, nil, []string{"storage.gcs.bucket"}},
+		{"gcs chunk size and env override", "storage:\n  driver: gcs\n  gcs:\n    bucket: b\n", []string{"STRATUS_STORAGE_GCS_CHUNK_SIZE=100KiB", "STRATUS_STORAGE_GCS_REDIRECT_EXPIRY=720h"}, nil, []string{"storage.gcs.chunk_size", "storage.gcs.redirect_expiry"}},
 		{
 			"every validation error at once", "http:\n  tls:\n    cert: c.pem\n  idle_timeout: -1s\nlog:\n  format: json\n", nil, nil,
 			[]string{"http.tls: cert and key", "http.idle_timeout: must not be negative"},
@@ -163,5 +171,86 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "stratus ") {
 		t.Errorf("version output %q", out.String())
+	}
+}
+
+// TestLoadConfigReportsEverything: one run names every problem of every
+// stage (file, environment, --set, validation), and a zero that a default
+// would silently replace is an error, while a zero that means something
+// (gc.interval 0 = off, s3 max_retries 0 = no retries) is kept.
+func TestLoadConfigReportsEverything(t *testing.T) {
+	file := writeConfig(t, "http:\n  idle_timeout: -1s\nregistry:\n  gc:\n    concurrency: 0\n    interval: 0s\n  bogus: 1\n")
+	_, err := loadConfig(file, []string{"STRATUS_HTTP_ADR=:1"}, []string{"registry.upload_ttl=1s", "no.such.key=1"})
+	if err == nil {
+		t.Fatal("loadConfig accepted a config with errors in every stage")
+	}
+	for _, want := range []string{
+		"field bogus not found",              // file: unknown key
+		"STRATUS_HTTP_ADR",                   // environment typo
+		"no.such.key: unknown configuration", // --set
+		"registry.gc.concurrency: a zero",    // zero replaced by a default
+		"http.idle_timeout: must not be negative",
+		"registry.upload_ttl:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "registry.gc.interval") {
+		t.Errorf("gc.interval 0 means off and must be accepted:\n%v", err)
+	}
+
+	cfg, err := loadConfig("", nil, []string{"storage.driver=s3", "storage.s3.bucket=b", "storage.s3.max_retries=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.S3.MaxRetries == nil || *cfg.Storage.S3.MaxRetries != 0 {
+		t.Errorf("storage.s3.max_retries=0 became %v; 0 means no retries", cfg.Storage.S3.MaxRetries)
+	}
+}
+
+func TestAzureConfigFromEnv(t *testing.T) {
+	cfg, err := loadConfig("", []string{
+		"STRATUS_STORAGE_DRIVER=azure",
+		"STRATUS_STORAGE_AZURE_ACCOUNT_NAME=stratusprod",
+		"STRATUS_STORAGE_AZURE_CONTAINER=registry",
+		"STRATUS_STORAGE_AZURE_BLOCK_SIZE=32MiB",
+		"STRATUS_STORAGE_AZURE_REDIRECT=true",
+	}, []string{"storage.azure.root_directory=r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az := cfg.Storage.Azure
+	if cfg.Storage.Driver != DriverAzure || az.AccountName != "stratusprod" || az.Container != "registry" ||
+		az.BlockSize != 32<<20 || !az.Redirect || az.RootDirectory != "r1" {
+		t.Errorf("azure config = %+v", az)
+	}
+	if az.UploadConcurrency == 0 || az.RedirectExpiry == 0 || az.RequestTimeout == 0 {
+		t.Errorf("azure defaults not applied: %+v", az)
+	}
+	if az.AccountKey != "" || az.ConnectionString != "" || az.SASToken != "" {
+		t.Errorf("a credential defaulted to something: %+v", az)
+	}
+}
+
+func TestLoadConfigGCS(t *testing.T) {
+	file := writeConfig(t, "storage:\n  driver: gcs\n  gcs:\n    bucket: from-file\n    chunk_size: 8MiB\n")
+	env := []string{
+		"STRATUS_STORAGE_GCS_BUCKET=from-env",
+		"STRATUS_STORAGE_GCS_ENDPOINT=http://127.0.0.1:4443",
+		"STRATUS_STORAGE_GCS_ANONYMOUS=true",
+		"STRATUS_STORAGE_GCS_KMS_KEY_NAME=projects/p/locations/l/keyRings/r/cryptoKeys/k",
+	}
+	cfg, err := loadConfig(file, env, []string{"storage.gcs.root_directory=registry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Storage.GCS
+	if cfg.Storage.Driver != DriverGCS || g.Bucket != "from-env" || g.Endpoint != "http://127.0.0.1:4443" || !g.Anonymous ||
+		g.RootDirectory != "registry" || g.ChunkSize != 8<<20 || g.KMSKeyName == "" {
+		t.Errorf("gcs config = %+v", g)
+	}
+	if g.RequestTimeout != time.Minute || g.MaxRetries != 5 || g.RedirectExpiry != 20*time.Minute {
+		t.Errorf("gcs defaults not applied: %+v", g)
 	}
 }

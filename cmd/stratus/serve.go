@@ -16,7 +16,9 @@ import (
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
+	"github.com/stratus-registry/stratus/storage/gcs"
 	"github.com/stratus-registry/stratus/storage/inmemory"
 	"github.com/stratus-registry/stratus/storage/s3"
 )
@@ -40,6 +42,10 @@ func openStorage(ctx context.Context, cfg *Config, logger *slog.Logger) (storage
 		return inmemory.New(), nil
 	case DriverS3:
 		return s3.New(ctx, cfg.Storage.S3, logger.With("driver", "s3"))
+	case DriverAzure:
+		return azure.New(ctx, cfg.Storage.Azure, logger.With("driver", "azure"))
+	case DriverGCS:
+		return gcs.New(ctx, cfg.Storage.GCS, logger.With("driver", "gcs"))
 	}
 	return nil, fmt.Errorf("storage.driver: unknown driver %q", cfg.Storage.Driver)
 }

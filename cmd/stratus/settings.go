@@ -155,15 +155,16 @@ func setKey(cfg any, path, value string) error {
 	return fmt.Errorf("%s: unknown configuration key", path)
 }
 
-// applyEnv sets every key that has a STRATUS_ variable in env and reports
-// STRATUS_ variables that match no key, since a typo there would otherwise
-// be silently ignored.
-func applyEnv(cfg any, env []string) error {
+// applyEnv sets every key that has a STRATUS_ variable in env, returns
+// the key paths it set, and reports STRATUS_ variables that match no key,
+// since a typo there would otherwise be silently ignored.
+func applyEnv(cfg any, env []string) ([]string, error) {
 	byName := map[string]leaf{}
 	for _, l := range leaves(cfg) {
 		byName[envName(l.path)] = l
 	}
 	var errs []string
+	var set []string
 	for _, kv := range env {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, "STRATUS_") || name == configEnvVar {
@@ -176,11 +177,13 @@ func applyEnv(cfg any, env []string) error {
 		}
 		if err := setValue(l.field, value); err != nil {
 			errs = append(errs, fmt.Sprintf("%s (%s): %v", l.path, name, err))
+			continue
 		}
+		set = append(set, l.path)
 	}
 	if len(errs) > 0 {
 		sort.Strings(errs)
-		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+		return set, fmt.Errorf("environment: %s", strings.Join(errs, "; "))
 	}
-	return nil
+	return set, nil
 }

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -66,13 +65,12 @@ type tools struct {
 
 // contender is one registry deployment under test.
 type contender struct {
-	name    string
-	c       *client
-	procs   []*proc
-	rr      *roundRobin
-	gcArgs  []string // serve flags that reach its storage and redis, for `stratus gc run`
-	pulls   map[int64]*blob
-	pullsMu sync.Mutex
+	name   string
+	c      *client
+	procs  []*proc
+	rr     *roundRobin
+	gcArgs []string // serve flags that reach its storage and redis, for `stratus gc run`
+	pulls  map[int64]*blob
 }
 
 func (ct *contender) pids() map[string]int {

@@ -135,7 +135,7 @@ func testPinRace(t *testing.T, s locking.Store) {
 					case err == nil:
 						pinned++
 					case !errors.Is(err, locking.ErrDeleting):
-						errs = append(errs, fmt.Errorf("Pin: %w", err))
+						errs = append(errs, fmt.Errorf("pin: %w", err))
 					}
 					mu.Unlock()
 				}
@@ -148,7 +148,7 @@ func testPinRace(t *testing.T, s locking.Store) {
 			defer mu.Unlock()
 			claimed = ok
 			if err != nil {
-				errs = append(errs, fmt.Errorf("Claim: %w", err))
+				errs = append(errs, fmt.Errorf("claim: %w", err))
 			}
 		})
 		close(start)

@@ -62,8 +62,9 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxRetries is how many times the SDK retries a transient failure
 	// (5xx, throttling, timeouts, connection errors) with jittered
-	// exponential backoff. 0 means the default; -1 disables retries.
-	MaxRetries int `yaml:"max_retries"`
+	// exponential backoff; 0 disables retries. Unset means
+	// DefaultMaxRetries (a pointer, so that 0 can mean what it says).
+	MaxRetries *int `yaml:"max_retries"`
 	// Redirect lets the registry answer blob pulls with a redirect to a
 	// presigned URL valid for RedirectExpiry, so the bytes do not flow
 	// through the registry.
@@ -102,8 +103,9 @@ func (c *Config) SetDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
+	if c.MaxRetries == nil {
+		n := DefaultMaxRetries
+		c.MaxRetries = &n
 	}
 	if c.RedirectExpiry == 0 {
 		c.RedirectExpiry = DefaultRedirectExpiry
@@ -170,8 +172,8 @@ func (c *Config) Validate() error {
 	if c.RequestTimeout < 0 {
 		add("request_timeout", "must not be negative")
 	}
-	if c.MaxRetries < -1 {
-		add("max_retries", "must be -1 (no retries), 0 (default) or positive")
+	if c.MaxRetries != nil && *c.MaxRetries < 0 {
+		add("max_retries", "must be 0 (no retries) or positive")
 	}
 	if c.RedirectExpiry <= 0 || c.RedirectExpiry > maxPresignExpiry {
 		add("redirect_expiry", "must be positive and at most %s (the SigV4 limit)", maxPresignExpiry)
@@ -181,8 +183,8 @@ func (c *Config) Validate() error {
 
 // maxAttempts turns max_retries into the SDK's attempt count.
 func (c *Config) maxAttempts() int {
-	if c.MaxRetries < 0 {
-		return 1
+	if c.MaxRetries == nil {
+		return DefaultMaxRetries + 1
 	}
-	return c.MaxRetries + 1
+	return *c.MaxRetries + 1
 }

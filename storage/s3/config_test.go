@@ -21,7 +21,7 @@ func TestConfigValidate(t *testing.T) {
 				Bucket: "registry", Region: "eu-west-1", RootDirectory: "/stratus/prod/", Endpoint: "https://s3.example:9000",
 				ForcePathStyle: true, AccessKey: "AK", SecretKey: "SK", SessionToken: "T", SSE: "aws:kms", KMSKeyID: "arn:kms",
 				StorageClass: "STANDARD_IA", PartSize: 64 << 20, UploadConcurrency: 8, RequestTimeout: time.Second,
-				MaxRetries: -1, Redirect: true, RedirectExpiry: time.Hour,
+				MaxRetries: new(0), Redirect: true, RedirectExpiry: time.Hour,
 			}
 		}, nil},
 		{"bucket missing", func(c *s3.Config) { c.Bucket = "" }, []string{"storage.s3.bucket: required"}},
@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 		{"concurrency negative", func(c *s3.Config) { c.UploadConcurrency = -1 }, []string{"storage.s3.upload_concurrency:"}},
 		{"concurrency huge", func(c *s3.Config) { c.UploadConcurrency = 1000 }, []string{"storage.s3.upload_concurrency:"}},
 		{"timeout negative", func(c *s3.Config) { c.RequestTimeout = -time.Second }, []string{"storage.s3.request_timeout:"}},
-		{"retries below -1", func(c *s3.Config) { c.MaxRetries = -2 }, []string{"storage.s3.max_retries:"}},
+		{"retries negative", func(c *s3.Config) { c.MaxRetries = new(-1) }, []string{"storage.s3.max_retries:"}},
 		{"redirect expiry too long", func(c *s3.Config) { c.RedirectExpiry = 8 * 24 * time.Hour }, []string{"storage.s3.redirect_expiry:"}},
 		{"every error at once", func(c *s3.Config) { c.Bucket = ""; c.SSE = "x"; c.PartSize = 1 }, []string{
 			"storage.s3.bucket:", "storage.s3.sse:", "storage.s3.part_size:",
@@ -78,7 +78,7 @@ func TestConfigDefaults(t *testing.T) {
 	var c s3.Config
 	c.SetDefaults()
 	if c.PartSize != 8<<20 || c.UploadConcurrency != 4 || c.RequestTimeout != time.Minute ||
-		c.MaxRetries != 5 || c.RedirectExpiry != 20*time.Minute || c.Redirect {
+		c.MaxRetries == nil || *c.MaxRetries != 5 || c.RedirectExpiry != 20*time.Minute || c.Redirect {
 		t.Errorf("defaults = %+v", c)
 	}
 }

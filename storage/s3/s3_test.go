@@ -95,7 +95,7 @@ func TestUnreachable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newTestDriver(t, s3.Config{
 				Bucket: "b", Endpoint: "http://" + tt.addr, ForcePathStyle: true,
-				AccessKey: "a", SecretKey: "b", RequestTimeout: 200 * time.Millisecond, MaxRetries: 1,
+				AccessKey: "a", SecretKey: "b", RequestTimeout: 200 * time.Millisecond, MaxRetries: new(1),
 			})
 			start := time.Now()
 			_, err := d.Stat(t.Context(), "some/key")
@@ -256,7 +256,7 @@ func TestThrottled(t *testing.T) {
 	defer srv.Close()
 	d := newTestDriver(t, s3.Config{
 		Bucket: "b", Endpoint: srv.URL, ForcePathStyle: true,
-		AccessKey: "a", SecretKey: "b", RequestTimeout: time.Second, MaxRetries: 2,
+		AccessKey: "a", SecretKey: "b", RequestTimeout: time.Second, MaxRetries: new(2),
 	})
 	_, err := d.Reader(t.Context(), "k", 0, -1)
 	if !storage.Throttled(err) {

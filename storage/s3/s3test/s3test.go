@@ -274,7 +274,7 @@ func (s *Server) Config(prefix string) s3.Config {
 		AccessKey:      s.AccessKey,
 		SecretKey:      s.SecretKey,
 		RequestTimeout: 30 * time.Second,
-		MaxRetries:     2,
+		MaxRetries:     new(2),
 	}
 }
 
