@@ -76,13 +76,6 @@ func (tr *testRegistry) do(method, path string, body []byte, headers ...string) 
 	return tr.send(method, path, body, false, headers...)
 }
 
-// doChunked is do with the body sent chunked (no Content-Length), so the
-// registry cannot compare the announced range with a declared length.
-func (tr *testRegistry) doChunked(method, path string, body []byte, headers ...string) resp {
-	tr.t.Helper()
-	return tr.send(method, path, body, true, headers...)
-}
-
 func (tr *testRegistry) send(method, path string, body []byte, chunked bool, headers ...string) resp {
 	tr.t.Helper()
 	req, err := http.NewRequest(method, tr.srv.URL+"/", bytes.NewReader(body))

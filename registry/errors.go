@@ -211,6 +211,7 @@ func contentError(err error) *apiError {
 	case errors.Is(err, content.ErrNameInvalid):
 		return newError(codeNameInvalid, "%v", err)
 	case errors.Is(err, content.ErrTagExists):
+		// An immutable tag: the client may not move it (spec: DENIED).
 		return newError(codeDenied, "%v", err)
 	}
 	return nil

@@ -135,6 +135,24 @@ func (r *Repository) Mount(ctx context.Context, from *Repository, d digest.Diges
 	return true, nil
 }
 
+// Link lets this repository serve blob d, which must exist in the store
+// (ErrBlobUnknown otherwise): what an import or a policy that copies
+// content between repositories does. The digest and the new link are
+// pinned first, so GC either keeps the blob or the link is refused
+// (ErrBeingDeleted) before anything is written.
+func (r *Repository) Link(ctx context.Context, d digest.Digest) error {
+	if err := r.s.PinDigest(ctx, d); err != nil {
+		return err
+	}
+	if err := r.pinNewLink(ctx, d); err != nil {
+		return err
+	}
+	if _, err := r.s.Stat(ctx, d); err != nil {
+		return err
+	}
+	return r.link(ctx, d)
+}
+
 // pinNewLink pins the link a write is about to create; ErrBeingDeleted
 // while GC removes an older link of d.
 func (r *Repository) pinNewLink(ctx context.Context, d digest.Digest) error {

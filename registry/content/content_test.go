@@ -294,3 +294,34 @@ func TestCatalog(t *testing.T) {
 		t.Errorf("a/b lost its catalog entry: %v", err)
 	}
 }
+
+func TestLink(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t, inmemory.New())
+	a, b := mustRepo(t, s, "a"), mustRepo(t, s, "b")
+	d := putBlob(t, s, a, "u1", []byte("blob"))
+	if _, err := b.StatBlob(ctx, d, true); !errors.Is(err, ErrBlobUnknown) {
+		t.Fatalf("b serves a blob it does not link: %v", err)
+	}
+	if err := b.Link(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.StatBlob(ctx, d, true); err != nil {
+		t.Errorf("after Link: %v", err)
+	}
+	if err := b.Exists(ctx); err != nil {
+		t.Errorf("Link did not list the repository: %v", err)
+	}
+	if err := b.Link(ctx, digest.FromString("nothing")); !errors.Is(err, ErrBlobUnknown) {
+		t.Errorf("Link of a missing blob: %v", err)
+	}
+	if err := b.Unlink(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.StatBlob(ctx, d, true); !errors.Is(err, ErrBlobUnknown) {
+		t.Errorf("after Unlink: %v", err)
+	}
+	if _, err := a.StatBlob(ctx, d, true); err != nil {
+		t.Errorf("Unlink from b hid the blob in a: %v", err)
+	}
+}

@@ -26,8 +26,6 @@ var (
 	ErrDataBeingDeleted = errors.New("upload data is being garbage-collected")
 	// ErrTagExists: a create-only tag write found the tag set.
 	ErrTagExists = errors.New("tag exists")
-	// ErrDigestMismatch: committed bytes do not hash to the digest.
-	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrCorrupt: an object of the layout does not decode.
 	ErrCorrupt = errors.New("corrupt object in the store")
 )
