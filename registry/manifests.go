@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -42,11 +43,11 @@ func parseRefParam(s string) (Reference, error) {
 }
 
 // resolve turns a reference into a manifest digest.
-func resolve(r *http.Request, repo *content.Repository, ref Reference) (digest.Digest, error) {
+func resolve(ctx context.Context, repo *content.Repository, ref Reference) (digest.Digest, error) {
 	if ref.Tag == "" {
 		return ref.Digest, nil
 	}
-	return repo.ResolveTag(r.Context(), ref.Tag)
+	return repo.ResolveTag(ctx, ref.Tag)
 }
 
 func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
@@ -58,7 +59,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	d, err := resolve(r, repo, ref)
+	d, err := resolve(r.Context(), repo, ref)
 	if err != nil {
 		return manifestErr(err, ref.String())
 	}

@@ -37,7 +37,6 @@ type Deps struct {
 // Registry is the HTTP handler of the distribution API.
 type Registry struct {
 	cfg     Config
-	store   storage.Driver
 	content *content.Store
 	locks   locking.Store
 	auth    Authorizer
@@ -86,7 +85,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, store: deps.Storage, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}
