@@ -126,7 +126,9 @@ func startBinary(t testing.TB, bin string, args []string, env ...string) *server
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	// The metrics listener on a kernel-chosen port: several replicas on one
+	// machine would otherwise fight over the default :9090.
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--set", "metrics.addr=127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()
