@@ -51,7 +51,7 @@ func newTestRegistryOn(t *testing.T, cfg Config, locks locking.Store, store stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(reg)
+	srv := httptest.NewServer(checkErrors(t, reg))
 	t.Cleanup(srv.Close)
 	return &testRegistry{t: t, srv: srv, store: store}, reg
 }
