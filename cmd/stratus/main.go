@@ -58,75 +58,9 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 		// Environment variables are read through env (not os.Getenv) so tests
 		// can run the CLI in-process with their own environment.
 		Commands: []*cli.Command{
-			{
-				Name:  "serve",
-				Usage: "run the registry",
-				Flags: configFlags(),
-				Action: func(c *cli.Context) error {
-					cfg, err := loadConfig(c.String("config"), env, overrides(c))
-					if err != nil {
-						return fmt.Errorf("invalid configuration:\n%w", err)
-					}
-					return serve(c.Context, cfg, stderr)
-				},
-			},
-			{
-				Name:  "config",
-				Usage: "configuration tools",
-				Subcommands: []*cli.Command{
-					{
-						Name:      "check",
-						Usage:     "validate a configuration file (with the environment applied) and print every problem",
-						ArgsUsage: "FILE",
-						Flags:     configFlags()[1:],
-						Action: func(c *cli.Context) error {
-							if c.NArg() != 1 {
-								return errors.New("config check: want exactly one FILE")
-							}
-							cfg, err := loadConfig(c.Args().First(), env, overrides(c))
-							if err != nil {
-								fmt.Fprintln(stdout, err)
-								return cli.Exit("configuration is invalid", 1)
-							}
-							fmt.Fprintf(stdout, "configuration OK: storage %s, %s sessions, listening on %s\n",
-								cfg.Storage.Driver, sessionBackend(cfg), cfg.HTTP.Addr)
-							return nil
-						},
-					},
-				},
-			},
-			{
-				Name:  "gc",
-				Usage: "garbage collection",
-				Subcommands: []*cli.Command{
-					{
-						Name:  "run",
-						Usage: "run one garbage-collection pass against the configured storage and redis",
-						Flags: append(configFlags(),
-							&cli.BoolFlag{Name: "dry-run", Usage: "delete nothing; list what would be deleted and why"},
-							&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
-						Action: func(c *cli.Context) error {
-							cfg, err := loadConfig(c.String("config"), env, overrides(c))
-							if err != nil {
-								return fmt.Errorf("invalid configuration:\n%w", err)
-							}
-							return gcRun(c.Context, cfg, c.Bool("dry-run"), c.Bool("json"), stdout, stderr)
-						},
-					},
-					{
-						Name:  "status",
-						Usage: "show the report of the last garbage-collection pass",
-						Flags: append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
-						Action: func(c *cli.Context) error {
-							cfg, err := loadConfig(c.String("config"), env, overrides(c))
-							if err != nil {
-								return fmt.Errorf("invalid configuration:\n%w", err)
-							}
-							return gcStatus(c.Context, cfg, c.Bool("json"), stdout, stderr)
-						},
-					},
-				},
-			},
+			serveCommand(stderr, env),
+			configCommand(stdout, env),
+			gcCommand(stdout, stderr, env),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -134,6 +68,82 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 					fmt.Fprintf(stdout, "stratus %s\n", buildVersion())
 					return nil
 				},
+			},
+		},
+	}
+}
+
+// withConfig runs fn with the configuration the command's flags, the file
+// and env describe, or reports every problem of it.
+func withConfig(env []string, fn func(c *cli.Context, cfg *Config) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cfg, err := loadConfig(c.String("config"), env, overrides(c))
+		if err != nil {
+			return fmt.Errorf("invalid configuration:\n%w", err)
+		}
+		return fn(c, cfg)
+	}
+}
+
+func serveCommand(stderr io.Writer, env []string) *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the registry",
+		Flags: configFlags(),
+		Action: withConfig(env, func(c *cli.Context, cfg *Config) error {
+			return serve(c.Context, cfg, stderr)
+		}),
+	}
+}
+
+func configCommand(stdout io.Writer, env []string) *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "configuration tools",
+		Subcommands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "validate a configuration file (with the environment applied) and print every problem",
+			ArgsUsage: "FILE",
+			Flags:     configFlags()[1:],
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return errors.New("config check: want exactly one FILE")
+				}
+				cfg, err := loadConfig(c.Args().First(), env, overrides(c))
+				if err != nil {
+					fmt.Fprintln(stdout, err)
+					return cli.Exit("configuration is invalid", 1)
+				}
+				fmt.Fprintf(stdout, "configuration OK: storage %s, %s sessions, listening on %s\n",
+					cfg.Storage.Driver, sessionBackend(cfg), cfg.HTTP.Addr)
+				return nil
+			},
+		}},
+	}
+}
+
+func gcCommand(stdout, stderr io.Writer, env []string) *cli.Command {
+	return &cli.Command{
+		Name:  "gc",
+		Usage: "garbage collection",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "run",
+				Usage: "run one garbage-collection pass against the configured storage and redis",
+				Flags: append(configFlags(),
+					&cli.BoolFlag{Name: "dry-run", Usage: "delete nothing; list what would be deleted and why"},
+					&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
+				Action: withConfig(env, func(c *cli.Context, cfg *Config) error {
+					return gcRun(c.Context, cfg, c.Bool("dry-run"), c.Bool("json"), stdout, stderr)
+				}),
+			},
+			{
+				Name:  "status",
+				Usage: "show the report of the last garbage-collection pass",
+				Flags: append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
+				Action: withConfig(env, func(c *cli.Context, cfg *Config) error {
+					return gcStatus(c.Context, cfg, c.Bool("json"), stdout, stderr)
+				}),
 			},
 		},
 	}

@@ -159,29 +159,13 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	st.Parts = slices.Clip(st.Parts) // appends must not touch m.st's array
 
 	if st.TailSize == 0 {
-		// Most appends of small blobs are one chunk on an empty tail: take
-		// them in a small buffer, so that many concurrent small pushes do
-		// not each hold a part-sized one.
 		sp := m.d.smallBufs.Get().(*[]byte)
 		defer m.d.smallBufs.Put(sp)
-		n, rerr := io.ReadFull(r, *sp)
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			if n == 0 {
-				return 0, nil
-			}
-			if err := m.newTail(ctx, &st, (*sp)[:n]); err != nil {
-				return 0, m.fail("append", err)
-			}
-			st.Size += int64(n)
-			m.st = st
-			return int64(n), nil
-		case rerr != nil:
-			m.err = storage.ErrWriterDone
-			return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
+		n, rest, err := m.appendSmall(ctx, &st, r, *sp)
+		if rest == nil {
+			return n, err
 		}
-		// More follows: continue below with a part buffer.
-		r = io.MultiReader(bytes.NewReader((*sp)[:n]), r)
+		r = rest // more follows: continue with a part buffer
 	}
 
 	bp := m.d.getBuf()
@@ -233,6 +217,30 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	st.Size += took
 	m.st = st
 	return took, nil
+}
+
+// appendSmall takes an Append on an empty tail into the small buffer buf:
+// most appends of small blobs are one chunk, and many concurrent small
+// pushes should not each hold a part-sized buffer. When the stream is
+// longer than buf it returns, in rest, a reader that replays what it read.
+func (m *multipart) appendSmall(ctx context.Context, st *handleState, r io.Reader, buf []byte) (n int64, rest io.Reader, err error) {
+	read, rerr := io.ReadFull(r, buf)
+	switch {
+	case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		if read == 0 {
+			return 0, nil, nil
+		}
+		if err := m.newTail(ctx, st, buf[:read]); err != nil {
+			return 0, nil, m.fail("append", err)
+		}
+		st.Size += int64(read)
+		m.st = *st
+		return int64(read), nil, nil
+	case rerr != nil:
+		m.err = storage.ErrWriterDone
+		return int64(read), nil, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
+	}
+	return 0, io.MultiReader(bytes.NewReader(buf[:read]), r), nil
 }
 
 // newTail writes data as the next tail object (under a fresh key, so a

@@ -88,53 +88,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	// request_timeout bounds connecting and waiting for headers, never a
-	// whole body, which may stream for as long as it needs.
-	httpClient := awshttp.NewBuildableClient().
-		WithDialerOptions(func(dl *net.Dialer) { dl.Timeout = cfg.RequestTimeout }).
-		WithTransportOptions(func(tr *http.Transport) {
-			tr.TLSHandshakeTimeout = cfg.RequestTimeout
-			tr.ResponseHeaderTimeout = cfg.RequestTimeout
-			tr.MaxIdleConnsPerHost = 64 // one host, many concurrent requests
-		})
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithHTTPClient(httpClient),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = cfg.maxAttempts()
-				o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{
-					"SlowDown":                   {},
-					"InternalError":              {},
-					"ConditionalRequestConflict": {},
-				}})
-			})
-		}),
-	}
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
-	}
-	if cfg.Profile != "" {
-		opts = append(opts, awsconfig.WithSharedConfigProfile(cfg.Profile))
-	}
-	if cfg.AccessKey != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	awsCfg, transport, err := loadAWSConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("storage.s3: loading AWS configuration: %w", err)
+		return nil, err
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
-	}
-	// Take the transport as configuration left it (a custom CA bundle is
-	// applied to it) into a client we own, so that Close can release its
-	// connections.
-	transport := httpClient.GetTransport()
-	if bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		transport = bc.GetTransport()
-	}
-	awsCfg.HTTPClient = &http.Client{Transport: transport}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -169,6 +126,61 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) 
 		return &b
 	}
 	return d, nil
+}
+
+// loadAWSConfig resolves credentials and region the SDK's way (static keys,
+// a profile, or the default chain) on an HTTP client whose timeouts bound
+// connecting and waiting for headers only. It returns the transport too, so
+// that Close can release its connections.
+func loadAWSConfig(ctx context.Context, cfg Config) (aws.Config, *http.Transport, error) {
+	// request_timeout bounds connecting and waiting for headers, never a
+	// whole body, which may stream for as long as it needs.
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(dl *net.Dialer) { dl.Timeout = cfg.RequestTimeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = cfg.RequestTimeout
+			tr.ResponseHeaderTimeout = cfg.RequestTimeout
+			tr.MaxIdleConnsPerHost = 64 // one host, many concurrent requests
+		})
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithHTTPClient(httpClient),
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = cfg.maxAttempts()
+				o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{
+					"SlowDown":                   {},
+					"InternalError":              {},
+					"ConditionalRequestConflict": {},
+				}})
+			})
+		}),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(cfg.Region))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(cfg.Profile))
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, nil, fmt.Errorf("storage.s3: loading AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	// Take the transport as configuration left it (a custom CA bundle is
+	// applied to it) into a client we own, so that Close can release its
+	// connections.
+	transport := httpClient.GetTransport()
+	if bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		transport = bc.GetTransport()
+	}
+	awsCfg.HTTPClient = &http.Client{Transport: transport}
+	return awsCfg, transport, nil
 }
 
 // Name implements storage.Driver.
