@@ -114,5 +114,21 @@ func FreePort() (int, error) {
 	return addr.Port, nil
 }
 
+// InTempDir makes a temporary directory (os.MkdirTemp("", pattern)) and
+// calls f with it, for a server that keeps its data there; the directory
+// is removed again if f fails. Removing it later is the caller's job.
+func InTempDir[T any](pattern string, f func(dir string) (T, error)) (T, error) {
+	var zero T
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return zero, fmt.Errorf("making a temporary directory: %w", err)
+	}
+	v, err := f(dir)
+	if err != nil {
+		return zero, errors.Join(err, os.RemoveAll(dir))
+	}
+	return v, nil
+}
+
 // LocalAddr is 127.0.0.1:port.
 func LocalAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -261,3 +261,65 @@ func TestSharedRemembersAFailedStart(t *testing.T) {
 		t.Errorf("MustGet failed the test with %q, want %q", tb.fatal, want)
 	}
 }
+
+func TestInTempDir(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		wantDir bool // left behind
+	}{
+		{"success keeps the directory", nil, true},
+		{"failure removes it", errors.New("no start"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dir string
+			got, err := InTempDir("launch-test-", func(d string) (string, error) {
+				dir = d
+				if err := os.WriteFile(filepath.Join(d, "data"), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return d, tc.err
+			})
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (got == dir) {
+				t.Fatalf("InTempDir = %q, %v", got, err)
+			}
+			if _, serr := os.Stat(dir); (serr == nil) != tc.wantDir {
+				t.Errorf("directory left behind: %v, want %v", serr == nil, tc.wantDir)
+			}
+		})
+	}
+}
+
+func TestSharedStart(t *testing.T) {
+	missing := &MissingError{Name: "minio", Searched: []string{"PATH"}, Install: "go install minio"}
+	for _, tc := range []struct {
+		name       string
+		findErr    error
+		wantStarts int
+		wantSkip   bool
+	}{
+		{"found: starts once from the binary", nil, 1, false},
+		{"missing: skips without starting", missing, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CI", "")
+			s := Shared[*closer]{Name: "fake"}
+			starts := 0
+			find := func() (string, error) { return "/bin/fake", tc.findErr }
+			start := func(bin string) (*closer, error) {
+				if bin != "/bin/fake" {
+					t.Errorf("started from %q", bin)
+				}
+				starts++
+				return &closer{}, nil
+			}
+			tb := &fakeTB{}
+			s.Start(tb, find, start)
+			s.Start(tb, find, start)
+			if starts != tc.wantStarts || (tb.skip != "") != tc.wantSkip || tb.fatal != "" {
+				t.Errorf("starts %d, skip %q, fatal %q", starts, tb.skip, tb.fatal)
+			}
+		})
+	}
+}

@@ -45,6 +45,21 @@ func (s *Shared[T]) MustGet(tb testing.TB, start func() (T, error)) T {
 	return srv
 }
 
+// Start is what a launcher's Start(tb) does: it finds the binary (find,
+// usually wrapping Find), skips the test without it or fails it under $CI
+// (Require), then returns the shared server, started from that binary on
+// the first call.
+func (s *Shared[T]) Start(tb testing.TB, find func() (string, error), start func(bin string) (T, error)) T {
+	tb.Helper()
+	bin, err := find()
+	if err != nil {
+		Require(tb, err) // ends the test
+		var zero T
+		return zero
+	}
+	return s.MustGet(tb, func() (T, error) { return start(bin) })
+}
+
 // Close stops the server if one was started; a later Get starts a new one.
 func (s *Shared[T]) Close() error {
 	s.mu.Lock()

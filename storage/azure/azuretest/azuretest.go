@@ -79,9 +79,7 @@ var shared = launch.Shared[*Server]{Name: "azurite"}
 // is set (CI must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	launch.Require(tb, err)
-	return shared.MustGet(tb, func() (*Server, error) { return Launch(bin) })
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
@@ -107,16 +105,9 @@ func Launch(bin string) (*Server, error) { return launchAzurite(bin, false) }
 func LaunchOAuth(bin string) (*Server, error) { return launchAzurite(bin, true) }
 
 func launchAzurite(bin string, oauth bool) (*Server, error) {
-	dir, err := os.MkdirTemp("", "azuretest-azurite-")
-	if err != nil {
-		return nil, err
-	}
-	s, err := launchIn(context.Background(), bin, dir, oauth)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return s, nil
+	return launch.InTempDir("azuretest-azurite-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir, oauth)
+	})
 }
 
 func launchIn(ctx context.Context, bin, dir string, oauth bool) (*Server, error) {

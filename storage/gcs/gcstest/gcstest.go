@@ -77,9 +77,7 @@ var shared = launch.Shared[*Server]{Name: "fake-gcs-server"}
 // must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	launch.Require(tb, err)
-	return shared.MustGet(tb, func() (*Server, error) { return Launch(bin) })
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
@@ -96,16 +94,9 @@ func FindBinary() (string, error) { return launch.Find("fake-gcs-server", instal
 // at bin, with its data on disk in a temporary directory, and waits until
 // it answers and has a bucket. Close it when done.
 func Launch(bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "gcstest-")
-	if err != nil {
-		return nil, err
-	}
-	s, err := launchIn(context.Background(), bin, dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return s, nil
+	return launch.InTempDir("gcstest-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir)
+	})
 }
 
 func launchIn(ctx context.Context, bin, dir string) (*Server, error) {

@@ -57,9 +57,7 @@ var shared = launch.Shared[*Server]{Name: "minio"}
 // (CI must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	launch.Require(tb, err)
-	return shared.MustGet(tb, func() (*Server, error) { return Launch(bin) })
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
@@ -75,16 +73,9 @@ func FindBinary() (string, error) { return launch.Find("minio", installHint) }
 // Launch starts a MinIO of its own (not the shared one) from the binary at
 // bin, waits until it is live and has a bucket. Close it when done.
 func Launch(bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "s3test-minio-")
-	if err != nil {
-		return nil, err
-	}
-	s, err := launchIn(context.Background(), bin, dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return s, nil
+	return launch.InTempDir("s3test-minio-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir)
+	})
 }
 
 func launchIn(ctx context.Context, bin, dir string) (*Server, error) {
