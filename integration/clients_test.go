@@ -44,6 +44,33 @@ func ref(t *testing.T, srv *server, s string) name.Reference {
 	return r
 }
 
+// pushRandomImage pushes a random image of layers layers of layerSize
+// bytes to r with go-containerregistry.
+func pushRandomImage(t *testing.T, r name.Reference, layerSize, layers int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(layerSize, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", r, err)
+	}
+	return img
+}
+
+// pushPullImage is pushRandomImage, then a pull of r with every layer
+// compared byte for byte; it returns what was pushed and pulled.
+func pushPullImage(t *testing.T, r name.Reference, layerSize, layers int64) (pushed, pulled v1.Image) {
+	t.Helper()
+	pushed = pushRandomImage(t, r, layerSize, layers)
+	pulled, err := remote.Image(r)
+	if err != nil {
+		t.Fatalf("pull %s: %v", r, err)
+	}
+	layersEqual(t, pushed, pulled)
+	return pushed, pulled
+}
+
 // layersEqual compares every layer of two images byte for byte, by digest of
 // the compressed stream actually served.
 func layersEqual(t *testing.T, want, got v1.Image) {
@@ -171,14 +198,8 @@ func TestGGCRImagesAndIndexes(t *testing.T) {
 
 func TestGGCRMountAcrossRepositories(t *testing.T) {
 	srv := newServer(t)
-	img, err := random.Image(1<<20, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := ref(t, srv, "src/app:v1")
-	if err := remote.Write(src, img); err != nil {
-		t.Fatal(err)
-	}
+	img := pushRandomImage(t, src, 1<<20, 2)
 	// crane copy within one registry mounts layers instead of re-uploading them.
 	if err := crane.Copy(src.String(), srv.Addr+"/dst/app:v1", crane.Insecure); err != nil {
 		t.Fatalf("copy: %v", err)

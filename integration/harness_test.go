@@ -112,7 +112,7 @@ func (s *server) Log() string { return s.proc.Log() }
 // metrics line and any failure, not a whole stress test's access log.
 const serverLogLimit = 1 << 20
 
-var listenRE = regexp.MustCompile(`listening.*\baddr=(127\.0\.0\.1:\d+)`)
+var listenRE = regexp.MustCompile(`stratus listening.*\baddr=(127\.0\.0\.1:\d+)`)
 
 // startServer runs `stratus serve` on a free loopback port with the given
 // extra arguments and environment, waits until /readyz answers, and stops
@@ -128,9 +128,11 @@ func startBinary(t testing.TB, bin string, args []string, env ...string) *server
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := launch.Start(ctx, launch.Spec{
-		Name:         "stratus",
-		Path:         bin,
-		Args:         append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
+		Name: "stratus",
+		Path: bin,
+		// The metrics listener on a kernel-chosen port: several replicas on
+		// one machine would otherwise fight over the default :9090.
+		Args:         append([]string{"serve", "--addr", "127.0.0.1:0", "--set", "metrics.addr=127.0.0.1:0"}, args...),
 		Env:          env,
 		Log:          launch.NewLog(serverLogLimit),
 		Ready:        []launch.Check{launch.Line(listenRE)},

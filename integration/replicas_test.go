@@ -95,19 +95,7 @@ func httpDo(t testing.TB, method, url string, body []byte, headers ...string) *h
 
 func TestReplicasPushPull(t *testing.T) {
 	c := startCluster(t, 3)
-	img, err := random.Image(256<<10, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := c.ref(t, "team/app:v1")
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	got, err := remote.Image(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layersEqual(t, img, got)
+	img, got := pushPullImage(t, c.ref(t, "team/app:v1"), 256<<10, 4)
 	wd, _ := img.Digest()
 	gd, _ := got.Digest()
 	if wd != gd {

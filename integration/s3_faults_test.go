@@ -26,10 +26,10 @@ import (
 // GetObject bodies cut in half.
 func applyThenDropPlan() faultPlan {
 	var p faultPlan
-	p.set(faultBefore, 0.04, allS3Ops()...)
-	p.set(faultAfter, 0.04, allS3Ops()...)
+	p.set(faultBefore, 0.04, s3Dialect.faulted...)
+	p.set(faultAfter, 0.04, s3Dialect.faulted...)
 	p.set(faultTruncate, 0.03, opGetObject)
-	p.forceAfter = 5 // rare operations (AbortMultipartUpload) are covered too
+	p.forceAfter = 2 // rare operations (AbortMultipartUpload) are covered too
 	return p
 }
 
@@ -51,7 +51,7 @@ func TestS3ApplyThenDrop(t *testing.T) {
 		duration = 15 * time.Second
 	}
 	mio := s3test.Start(t)
-	proxy := newS3FaultProxy(t, mio.Endpoint, seed, applyThenDropPlan())
+	proxy := newFaultProxy(t, s3Dialect, mio.Endpoint, seed, applyThenDropPlan())
 	const partSize = 5 << 20 // S3's minimum: multipart uploads at moderate volume
 	srv := startServer(t, append(s3ArgsVia(mio, uniquePrefix(t), proxy.URL),
 		"--set", "storage.s3.part_size=5MiB", "--set", "storage.s3.request_timeout=15s"))
@@ -99,7 +99,7 @@ func TestS3ApplyThenDrop(t *testing.T) {
 	if p := proxy.problems(); len(p) > 0 {
 		t.Errorf("the fault proxy misbehaved or misread requests:\n%s", firstLines(p, 20))
 	}
-	if miss := proxy.uncovered(allS3Ops()); len(miss) > 0 {
+	if miss := proxy.uncovered(s3Dialect.faulted); len(miss) > 0 {
 		t.Errorf("vacuous run: these faults never happened:\n%s", strings.Join(miss, "\n"))
 	}
 	if v.total(v.acked) == 0 {
@@ -253,7 +253,7 @@ func causesOf500(log string) map[string]int {
 	return causes
 }
 
-func logFaultSummary(t *testing.T, seed uint64, elapsed time.Duration, workers int, v *faultVerdict, rec *faultRecorder, proxy *s3FaultProxy, serverLog string) {
+func logFaultSummary(t *testing.T, seed uint64, elapsed time.Duration, workers int, v *faultVerdict, rec *faultRecorder, proxy *faultProxy, serverLog string) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d, %d workers, workload %s\n", seed, workers, elapsed.Round(time.Millisecond))

@@ -74,7 +74,11 @@ func newFaultWorker(wl *faultWorkload, id int) *faultWorker {
 // run does operations until the deadline or maxOps; an operation that has
 // started is finished, so nothing is cut off by the clock.
 func (w *faultWorker) run(ctx context.Context) {
-	for i := 0; i < w.maxOps && time.Now().Before(w.deadline) && ctx.Err() == nil; i++ {
+	// Every worker cancels one upload first, so that AbortMultipartUpload,
+	// otherwise a rare operation, is seen often enough for every fault
+	// kind to hit it.
+	w.cancelUpload(ctx)
+	for i := 1; i < w.maxOps && time.Now().Before(w.deadline) && ctx.Err() == nil; i++ {
 		w.step(ctx)
 	}
 }

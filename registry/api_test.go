@@ -51,7 +51,7 @@ func newTestRegistryOn(t *testing.T, cfg Config, locks locking.Store, store stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(reg)
+	srv := httptest.NewServer(checkErrors(t, reg))
 	t.Cleanup(srv.Close)
 	return &testRegistry{t: t, srv: srv, store: store}, reg
 }
@@ -74,13 +74,6 @@ func (r resp) code() string {
 func (tr *testRegistry) do(method, path string, body []byte, headers ...string) resp {
 	tr.t.Helper()
 	return tr.send(method, path, body, false, headers...)
-}
-
-// doChunked is do with the body sent chunked (no Content-Length), so the
-// registry cannot compare the announced range with a declared length.
-func (tr *testRegistry) doChunked(method, path string, body []byte, headers ...string) resp {
-	tr.t.Helper()
-	return tr.send(method, path, body, true, headers...)
 }
 
 func (tr *testRegistry) send(method, path string, body []byte, chunked bool, headers ...string) resp {

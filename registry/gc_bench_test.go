@@ -2,8 +2,8 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/opencontainers/go-digest"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -93,12 +93,12 @@ func generateStore(b *testing.B, store storage.Driver, repos, perRepo, layers in
 		for m := 0; m < perRepo; m++ {
 			eg.Go(func() error {
 				var descs []string
-				var cfg Digest
+				var cfg digest.Digest
 				for l := 0; l <= layers; l++ {
 					content := fmt.Sprintf("%s/%d/%d", name, m, l)
 					d := computeDigest("sha256", []byte(content))
 					id := newUploadID()
-					rec, _ := json.Marshal(blobRecord{Data: dataKey(id), Size: int64(len(content))})
+					rec := encodeBlobRecord(id, int64(len(content)))
 					for _, kv := range [][2]string{{dataKey(id), content}, {blobRecordKey(d), string(rec)}, {linkKey(name, d), d.String()}} {
 						if err := put(kv[0], kv[1]); err != nil {
 							return err

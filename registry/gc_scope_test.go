@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"github.com/opencontainers/go-digest"
 	"testing"
 )
 
@@ -58,7 +59,7 @@ func TestGCUnlinkDoesNotHideSharedBlob(t *testing.T) {
 	}
 }
 
-func mustDigest(t *testing.T, s string) Digest {
+func mustDigest(t *testing.T, s string) digest.Digest {
 	t.Helper()
 	d, err := ParseDigest(s)
 	if err != nil {

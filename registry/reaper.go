@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/locking"
-	"github.com/stratus-registry/stratus/storage"
 )
 
 // The upload reaper removes what abandoned upload sessions leave in the
@@ -37,7 +36,7 @@ func (g *Registry) RunUploadReaper(ctx context.Context) {
 	if g.cfg.GC.Interval > 0 {
 		return
 	}
-	if _, ok := g.store.(storage.MultipartReaper); !ok {
+	if !g.content.CanReapUploads() {
 		return
 	}
 	t := time.NewTicker(g.reapInterval())
@@ -58,8 +57,7 @@ func (g *Registry) RunUploadReaper(ctx context.Context) {
 // plus a margin. The lease is kept until it expires, just before the next
 // interval, so that of N replicas one reaps per interval.
 func (g *Registry) ReapUploads(ctx context.Context) (int, error) {
-	reaper, ok := g.store.(storage.MultipartReaper)
-	if !ok {
+	if !g.content.CanReapUploads() {
 		return 0, nil
 	}
 	_, err := g.locks.Acquire(ctx, reaperLeaseKey, g.reapInterval()*9/10)
@@ -69,7 +67,7 @@ func (g *Registry) ReapUploads(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := reaper.AbortStale(ctx, time.Now().Add(-g.cfg.UploadTTL-reaperMargin), false)
+	n, _, err := g.content.AbortStaleUploads(ctx, time.Now().Add(-g.cfg.UploadTTL-reaperMargin), false)
 	if n > 0 {
 		g.logger.Info("upload reaper: aborted abandoned uploads", "count", n)
 	}

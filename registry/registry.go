@@ -1,7 +1,9 @@
 // Package registry implements the OCI Distribution 1.1 / Docker Registry v2
-// HTTP API on top of a storage.Driver (durable state) and a locking.Store
-// (upload sessions, leases, GC pins). It keeps no state of its own between
-// requests, so any number of replicas can serve the same store.
+// HTTP API on top of the content store (registry/content) and a
+// locking.Store (upload sessions, leases, GC pins). It keeps no state of
+// its own between requests, so any number of replicas can serve the same
+// store. Handlers parse, authorize, call the content store and write the
+// answer; uploads keep their session logic here; GC is registry/gc.
 package registry
 
 import (
@@ -16,7 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/stratus-registry/stratus/locking"
+	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 )
 
@@ -25,14 +30,17 @@ type Deps struct {
 	Storage storage.Driver
 	Locking locking.Store
 	Logger  *slog.Logger
+	// Authorizer decides every request; nil allows all (no auth yet).
+	Authorizer Authorizer
 }
 
 // Registry is the HTTP handler of the distribution API.
 type Registry struct {
-	cfg    Config
-	store  storage.Driver
-	locks  locking.Store
-	logger *slog.Logger
+	cfg     Config
+	content *content.Store
+	locks   locking.Store
+	auth    Authorizer
+	logger  *slog.Logger
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -48,15 +56,19 @@ type hooks struct {
 	afterClaim func(key string, claimed bool)
 }
 
-func (g *Registry) hookPin(key string, err error) {
-	if g.hooks != nil && g.hooks.afterPin != nil {
-		g.hooks.afterPin(key, err)
+// contentHooks passes the content store's protocol events to g.hooks, read
+// at each call so a test can set them on a running registry.
+type contentHooks struct{ g *Registry }
+
+func (h contentHooks) AfterPin(key string, err error) {
+	if hk := h.g.hooks; hk != nil && hk.afterPin != nil {
+		hk.afterPin(key, err)
 	}
 }
 
-func (g *Registry) hookClaim(key string, claimed bool) {
-	if g.hooks != nil && g.hooks.afterClaim != nil {
-		g.hooks.afterClaim(key, claimed)
+func (h contentHooks) AfterClaim(key string, claimed bool) {
+	if hk := h.g.hooks; hk != nil && hk.afterClaim != nil {
+		hk.afterClaim(key, claimed)
 	}
 }
 
@@ -73,7 +85,20 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, store: deps.Storage, locks: deps.Locking, logger: logger}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
+	if g.auth == nil {
+		g.auth = allowAll{}
+	}
+	cs, err := content.New(deps.Storage, deps.Locking, content.Options{
+		MaxManifestSize: int64(cfg.MaxManifestSize), Logger: logger, Hooks: contentHooks{g},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	g.content = cs
+	if _, err := g.collector(); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	g.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	return g, nil
 }
@@ -97,14 +122,17 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) error {
 	if rt.kind == routeNone {
-		return newError(http.StatusNotFound, codeNameUnknown, "no such endpoint: %s", r.URL.Path)
+		// Not an endpoint of the API. The spec's answer for an endpoint a
+		// registry does not implement is 404, and its code for "missing
+		// implementation" is UNSUPPORTED (NAME_UNKNOWN would claim a
+		// repository is missing; the spec allows no code of its own here).
+		return newError(codeUnsupported, "no such endpoint: %s", r.URL.Path).withStatus(http.StatusNotFound)
 	}
 	method := r.Method
 	if !rt.methodAllowed(method) {
 		return errMethod(rt, method)
 	}
-	switch rt.kind {
-	case routeBase:
+	if rt.kind == routeBase {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		w.WriteHeader(http.StatusOK)
@@ -112,55 +140,63 @@ func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) er
 			w.Write([]byte("{}"))
 		}
 		return nil
-	case routeCatalog:
-		return g.getCatalog(w, r)
 	}
-	if !validName(rt.name) {
-		return newError(http.StatusBadRequest, codeNameInvalid, "invalid repository name %q: components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most %d characters", rt.name, maxNameLength).
+	if rt.kind != routeCatalog && !validName(rt.name) {
+		return newError(codeNameInvalid, "invalid repository name %q: components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most %d characters", rt.name, maxNameLength).
 			withDetail(map[string]string{"name": rt.name})
+	}
+	if err := g.auth.Authorize(r.Context(), r, accessFor(rt, method)); err != nil {
+		return err
+	}
+	if rt.kind == routeCatalog {
+		return g.getCatalog(w, r)
 	}
 	arg, err := url.PathUnescape(rt.arg)
 	if err != nil {
-		return newError(http.StatusBadRequest, codeDigestInvalid, "malformed path segment %q", rt.arg)
+		return newError(codeDigestInvalid, "malformed path segment %q", rt.arg)
 	}
 	rt.arg = arg
-	var h handlerFunc
+	return g.handler(rt, method)(w, r, rt)
+}
+
+// handler picks the handler of an allowed method on a repository route.
+func (g *Registry) handler(rt route, method string) handlerFunc {
 	switch rt.kind {
 	case routeTags:
-		h = g.getTags
+		return g.getTags
 	case routeReferrers:
-		h = g.getReferrers
+		return g.getReferrers
 	case routeManifest:
 		switch method {
-		case http.MethodGet, http.MethodHead:
-			h = g.getManifest
 		case http.MethodPut:
-			h = g.putManifest
+			return g.putManifest
 		case http.MethodDelete:
-			h = g.deleteManifest
+			return g.deleteManifest
 		}
+		return g.getManifest
 	case routeBlob:
-		switch method {
-		case http.MethodGet, http.MethodHead:
-			h = g.getBlob
-		case http.MethodDelete:
-			h = g.deleteBlob
+		if method == http.MethodDelete {
+			return g.deleteBlob
 		}
+		return g.getBlob
 	case routeUploadStart:
-		h = g.startUpload
-	case routeUpload:
-		switch method {
-		case http.MethodGet:
-			h = g.uploadStatus
-		case http.MethodPatch:
-			h = g.patchUpload
-		case http.MethodPut:
-			h = g.putUpload
-		case http.MethodDelete:
-			h = g.cancelUpload
-		}
+		return g.startUpload
 	}
-	return h(w, r, rt)
+	switch method { // routeUpload
+	case http.MethodGet:
+		return g.uploadStatus
+	case http.MethodPatch:
+		return g.patchUpload
+	case http.MethodPut:
+		return g.putUpload
+	}
+	return g.cancelUpload
+}
+
+// repo is the content of the route's repository (its name is valid:
+// dispatch checked it).
+func (g *Registry) repo(rt route) (*content.Repository, error) {
+	return g.content.Repository(rt.name)
 }
 
 // writeEmpty answers with a status and no body, as the spec's upload and
@@ -170,10 +206,10 @@ func writeEmpty(w http.ResponseWriter, status int) {
 	w.WriteHeader(status)
 }
 
-func parseDigestParam(s, what string) (Digest, error) {
+func parseDigestParam(s, what string) (digest.Digest, error) {
 	d, err := ParseDigest(s)
 	if err != nil {
-		return Digest{}, newError(http.StatusBadRequest, codeDigestInvalid, "%s: %v", what, err).
+		return "", newError(codeDigestInvalid, "%s: %v", what, err).
 			withDetail(map[string]string{"digest": s})
 	}
 	return d, nil

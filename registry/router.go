@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"net/http"
-	"strings"
-)
+import "strings"
 
 // route is what a request path resolves to.
 type route struct {
@@ -83,6 +80,6 @@ func (rt route) methodAllowed(method string) bool {
 }
 
 func errMethod(rt route, method string) *apiError {
-	return newError(http.StatusMethodNotAllowed, codeUnsupported, "method %s is not allowed here", method).
+	return newError(codeUnsupported, "method %s is not allowed here", method).
 		withHeader("Allow", rt.allow)
 }

@@ -10,7 +10,6 @@ import (
 // Registry value (no globals), so tests and several registries in one
 // process never share them.
 type stats struct {
-	pinsRefused    atomic.Int64
 	claimsRefused  atomic.Int64
 	gcRuns         atomic.Int64
 	gcFailures     atomic.Int64
@@ -70,7 +69,7 @@ type Metrics struct {
 // Metrics returns the current counters.
 func (g *Registry) Metrics() Metrics {
 	return Metrics{
-		PinsRefused:     g.stats.pinsRefused.Load(),
+		PinsRefused:     g.content.PinsRefused(),
 		ClaimsRefused:   g.stats.claimsRefused.Load(),
 		GCRuns:          g.stats.gcRuns.Load(),
 		GCFailures:      g.stats.gcFailures.Load(),

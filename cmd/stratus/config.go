@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
@@ -29,7 +31,22 @@ type Config struct {
 	Storage  StorageConfig    `yaml:"storage"`
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
+	Metrics  MetricsConfig    `yaml:"metrics"`
 }
+
+// MetricsConfig places the Prometheus endpoint. By default it has a
+// listener of its own, off the public port, so that a load balancer in
+// front of http.addr never exposes it.
+type MetricsConfig struct {
+	// Addr is the listener serving /metrics; "off" serves it on no
+	// separate port.
+	Addr string `yaml:"addr"`
+	// MainPort also serves /metrics on http.addr.
+	MainPort bool `yaml:"main_port"`
+}
+
+// metricsOff is the metrics.addr value that turns the separate listener off.
+const metricsOff = "off"
 
 // LogConfig selects the structured-log output.
 type LogConfig struct {
@@ -64,6 +81,13 @@ type HTTPConfig struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes idle keep-alive connections.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownDelay is how long /readyz fails before the listener closes
+	// on SIGTERM, so that load balancers stop sending new requests first.
+	// 0 closes at once.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// TrustedProxies are the CIDRs (or addresses) of the proxies whose
+	// X-Forwarded-For names the client; from anyone else it is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // StorageConfig chooses one driver and holds each driver's section.
@@ -240,6 +264,9 @@ func (c *Config) setDefaults() {
 	if c.HTTP.IdleTimeout == 0 {
 		c.HTTP.IdleTimeout = 2 * time.Minute
 	}
+	if c.Metrics.Addr == "" {
+		c.Metrics.Addr = ":9090"
+	}
 	if c.Storage.Driver == "" {
 		c.Storage.Driver = DriverFilesystem
 	}
@@ -278,11 +305,13 @@ func (c *Config) Validate() error {
 		{"http.shutdown_timeout", c.HTTP.ShutdownTimeout},
 		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
 		{"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"http.shutdown_delay", c.HTTP.ShutdownDelay},
 	} {
 		if f.d < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", f.key))
 		}
 	}
+	errs = append(errs, c.validateObservability())
 	switch c.Storage.Driver {
 	case DriverFilesystem:
 		errs = append(errs, c.Storage.Filesystem.Validate())
@@ -302,5 +331,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate())
+	return errors.Join(errs...)
+}
+
+// validateObservability checks the metrics and middleware keys.
+func (c *Config) validateObservability() error {
+	var errs []error
+	if _, err := httpmw.ParseProxies(c.HTTP.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
+	}
+	if c.Metrics.Addr != metricsOff {
+		// Port 0 (a kernel-chosen port, in tests) never clashes.
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.addr: %q is not host:port or %q", c.Metrics.Addr, metricsOff))
+		} else if c.Metrics.Addr == c.HTTP.Addr && port != "0" {
+			errs = append(errs, fmt.Errorf("metrics.addr: %s is http.addr; set metrics.main_port: true to serve /metrics there", c.Metrics.Addr))
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
+	"sync"
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
@@ -59,8 +55,9 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 }
 
 // openRegistry opens the storage driver and lock store the configuration
-// names and builds the registry on them; closeAll releases both.
-func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
+// names and builds the registry on them; closeAll releases both. With obs,
+// the driver and the lock store are instrumented.
+func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
 	driver, err := openStorage(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("storage: %w", err)
@@ -69,6 +66,10 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger) (*regis
 	if err != nil {
 		driver.Close()
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	if obs != nil {
+		driver = obs.storage.Wrap(driver)
+		store = obs.locking.Wrap(store, sessionBackend(cfg))
 	}
 	closeAll := func() {
 		store.Close()
@@ -82,143 +83,70 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger) (*regis
 	return reg, driver, store, closeAll, nil
 }
 
-// writeMetrics renders the counters in the Prometheus text format.
-func writeMetrics(w http.ResponseWriter, m registry.Metrics) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	for _, c := range []struct {
-		name, kind, help string
-		value            float64
-	}{
-		{"stratus_pins_refused_total", "counter", "Pins refused because GC was deleting the digest.", float64(m.PinsRefused)},
-		{"stratus_gc_claims_refused_total", "counter", "GC claims refused because a request had pinned the object.", float64(m.ClaimsRefused)},
-		{"stratus_gc_runs_total", "counter", "GC passes run by this replica.", float64(m.GCRuns)},
-		{"stratus_gc_failures_total", "counter", "GC passes that ended with an error.", float64(m.GCFailures)},
-		{"stratus_gc_objects_deleted_total", "counter", "Objects deleted by GC.", float64(m.GCObjectsDelete)},
-		{"stratus_gc_bytes_reclaimed_total", "counter", "Blob bytes reclaimed by GC.", float64(m.GCBytesReclaim)},
-		{"stratus_gc_last_duration_seconds", "gauge", "Duration of the last GC pass.", m.GCLastDuration.Seconds()},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", c.name, c.help, c.name, c.kind, c.name, c.value)
-	}
-}
-
 // serve runs the registry until ctx is cancelled (SIGINT/SIGTERM), then
-// drains in-flight requests for at most http.shutdown_timeout.
+// drains: /readyz fails at once, the listener closes after
+// http.shutdown_delay, and in-flight requests get http.shutdown_timeout to
+// finish.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	logger := newLogger(cfg.Log, logOut)
-	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger)
+	obs, err := newObservability()
+	if err != nil {
+		return err
+	}
+	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	gcCtx, stopGC := context.WithCancel(ctx)
-	gcDone := make(chan struct{})
-	go func() {
-		defer close(gcDone)
-		reg.RunGCLoop(gcCtx)
-	}()
-	reaperDone := make(chan struct{})
-	go func() {
-		defer close(reaperDone)
-		reg.RunUploadReaper(gcCtx)
-	}()
-	defer func() {
-		stopGC()
-		<-gcDone
-		<-reaperDone
-	}()
-	if cfg.Registry.GC.Interval > 0 {
-		logger.Info("background garbage collection on", "interval", cfg.Registry.GC.Interval, "grace", cfg.Registry.GC.Grace)
-	}
-
-	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	ready := readiness(reg, driver, store, logger)
-	// No http.ServeMux in front of the registry: it would clean paths and
-	// answer "/v2/a/../b" with a redirect, where a registry must answer
-	// NAME_INVALID and store nothing.
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz":
-			health(w, r)
-		case "/readyz":
-			ready.ServeHTTP(w, r)
-		case "/metrics":
-			writeMetrics(w, reg.Metrics())
-		default:
-			reg.ServeHTTP(w, r)
-		}
-	})
-
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return fmt.Errorf("http.addr: %w", err)
-	}
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	tlsOn := cfg.HTTP.TLS.Cert != ""
-	if tlsOn {
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	logger.Info("stratus listening", "addr", ln.Addr().String(), "tls", tlsOn,
-		"storage", cfg.Storage.Driver, "sessions", sessionBackend(cfg), "version", version)
-
-	errc := make(chan error, 1)
-	go func() {
-		if tlsOn {
-			errc <- hs.ServeTLS(ln, cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
-			return
-		}
-		errc <- hs.Serve(ln)
-	}()
-	select {
-	case err := <-errc:
+	if err := startupProbe(ctx, driver, logger); err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "drain_timeout", cfg.HTTP.ShutdownTimeout)
+	if err := obs.watchRegistry(reg); err != nil {
+		return err
+	}
+	stopBackground := startBackground(ctx, cfg, reg, logger)
+	defer stopBackground()
+
+	ready := newReadyChecker(reg, driver, store, logger, readyCacheFor)
+	srv, err := newServers(ctx, cfg, reg, ready, obs, logger)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		m := reg.Metrics()
 		logger.Info("final metrics", "pins_refused_total", m.PinsRefused, "gc_claims_refused_total", m.ClaimsRefused,
 			"gc_runs_total", m.GCRuns, "gc_objects_deleted_total", m.GCObjectsDelete, "gc_bytes_reclaimed_total", m.GCBytesReclaim)
 	}()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	errc := srv.start()
+	select {
+	case err := <-errc:
+		srv.close()
 		return err
+	case <-ctx.Done():
 	}
-	return nil
+	return srv.drain(ready, errc)
 }
 
-// readiness answers 200 when the object store answers and has room. The
-// session store is reported but does not make the replica unready: every
-// replica shares it, and pulls must go on while it is down (pushes answer
-// 503 meanwhile). Probes are often unauthenticated: the body says what is
-// wrong, the log says why (no paths, keys or endpoints in the answer).
-func readiness(reg *registry.Registry, d storage.Driver, s locking.Store, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		if _, err := d.Stat(ctx, "health/readiness-probe"); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			logger.Warn("not ready: storage probe failed", "err", err)
-			http.Error(w, "not ready: storage backend unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if reg.StorageFull() {
-			http.Error(w, "not ready: storage full (a write failed for lack of space)", http.StatusServiceUnavailable)
-			return
-		}
-		if _, err := s.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, locking.ErrNotFound) {
-			logger.Warn("session store unavailable: pushes fail until it is back", "err", err)
-			fmt.Fprintln(w, "degraded: session store (redis) unavailable; pushes fail, pulls work")
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+// startBackground runs GC and the upload reaper until ctx is done (SIGTERM:
+// a running GC pass stops and releases its lease at once); the returned
+// function waits for both.
+func startBackground(ctx context.Context, cfg *Config, reg *registry.Registry, logger *slog.Logger) func() {
+	gcCtx, stopGC := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		reg.RunGCLoop(gcCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		reg.RunUploadReaper(gcCtx)
+	}()
+	if cfg.Registry.GC.Interval > 0 {
+		logger.Info("background garbage collection on", "interval", cfg.Registry.GC.Interval, "grace", cfg.Registry.GC.Grace)
+	}
+	return func() {
+		stopGC()
+		wg.Wait()
+	}
 }

@@ -227,6 +227,15 @@ func (p *Process) Err() error {
 	return p.err
 }
 
+// ExitCode is the process's exit code once it has exited (-1 if a signal
+// ended it), and -1 while it runs.
+func (p *Process) ExitCode() int {
+	if !p.Exited() {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // Name is the Spec's Name.
 func (p *Process) Name() string { return p.name }
 

@@ -72,6 +72,9 @@ func TestStartReadiness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if code := p.ExitCode(); code != -1 {
+				t.Errorf("ExitCode of a running process = %d", code)
+			}
 			stopAtEnd(t, p)
 			if !strings.Contains(p.Log(), tc.wantLog) {
 				t.Errorf("log %q lacks %q", p.Log(), tc.wantLog)
@@ -170,5 +173,27 @@ func TestStartMissingBinary(t *testing.T) {
 	}
 	if _, err := Start(context.Background(), Spec{}); err == nil {
 		t.Error("empty Spec started")
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		act  string
+		want int
+	}{{"exit", 3}, {"print", 0}} {
+		t.Run(tc.act, func(t *testing.T) {
+			p, err := Start(context.Background(), helperSpec(t, tc.act))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.act == "print" {
+				p.Stop() // print sleeps after printing; SIGTERM ends it
+				tc.want = -1
+			}
+			<-p.Done()
+			if got := p.ExitCode(); got != tc.want {
+				t.Errorf("ExitCode = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

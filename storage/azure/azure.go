@@ -35,9 +35,6 @@ import (
 	"github.com/stratus-registry/stratus/storage"
 )
 
-// internalDir holds the driver's own blobs, below the root directory.
-const internalDir = "_stratus/"
-
 // smallBufSize is the buffer of appends and puts small enough not to need
 // a whole block buffer.
 const smallBufSize = 1 << 20
@@ -229,16 +226,7 @@ func (d *Driver) getSmallBuf() *[]byte  { return d.smallBufs.Get().(*[]byte) }
 func (d *Driver) putSmallBuf(b *[]byte) { d.smallBufs.Put(b) }
 
 // checkKey rejects invalid keys and the driver's own namespace.
-func (d *Driver) checkKey(op, key string) error {
-	if err := storage.CheckKey(driverName, op, key); err != nil {
-		return err
-	}
-	if strings.HasPrefix(key, internalDir) {
-		return &storage.OpError{Op: op, Driver: driverName, Key: key,
-			Err: fmt.Errorf("%w: %s is reserved for the azure driver", storage.ErrInvalidKey, internalDir)}
-	}
-	return nil
-}
+func (d *Driver) checkKey(op, key string) error { return storage.CheckDriverKey(driverName, op, key) }
 
 // Stat implements storage.Driver.
 func (d *Driver) Stat(ctx context.Context, key string) (storage.Info, error) {

@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -81,27 +82,13 @@ const (
 
 // SetDefaults fills the keys left unset.
 func (c *Config) SetDefaults() {
-	if c.BlockSize == 0 {
-		c.BlockSize = DefaultBlockSize
-	}
-	if c.UploadConcurrency == 0 {
-		c.UploadConcurrency = DefaultUploadConcurrency
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = DefaultRetryDelay
-	}
-	if c.MaxRetryDelay == 0 {
-		c.MaxRetryDelay = DefaultMaxRetryDelay
-	}
-	if c.RedirectExpiry == 0 {
-		c.RedirectExpiry = DefaultRedirectExpiry
-	}
+	c.BlockSize = cmp.Or(c.BlockSize, DefaultBlockSize)
+	c.UploadConcurrency = cmp.Or(c.UploadConcurrency, DefaultUploadConcurrency)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.RetryDelay = cmp.Or(c.RetryDelay, DefaultRetryDelay)
+	c.MaxRetryDelay = cmp.Or(c.MaxRetryDelay, DefaultMaxRetryDelay)
+	c.RedirectExpiry = cmp.Or(c.RedirectExpiry, DefaultRedirectExpiry)
 }
 
 // Azure's naming rules: accounts are 3-24 lower-case letters and digits;
@@ -114,10 +101,8 @@ var (
 // Validate reports every problem at once, each prefixed with its key path.
 // It expects SetDefaults to have run.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("storage.azure.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	errs := storage.ConfigErrors{Prefix: "storage.azure."}
+	add := errs.Add
 
 	cs, csErr := parseConnectionString(c.ConnectionString)
 	if csErr != nil {
@@ -135,9 +120,7 @@ func (c *Config) Validate() error {
 	case !containerNameRE.MatchString(c.Container):
 		add("container", "%q is not a container name (3-63 lower-case letters, digits and single dashes)", c.Container)
 	}
-	if root := strings.Trim(c.RootDirectory, "/"); root != "" && !storage.ValidKey(root) {
-		add("root_directory", "%q must be slash-separated segments without empty, \".\" or \"..\" segments", c.RootDirectory)
-	}
+	errs.RootDirectory(c.RootDirectory)
 	if c.ServiceURL != "" {
 		u, err := url.Parse(c.ServiceURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
@@ -153,11 +136,9 @@ func (c *Config) Validate() error {
 	if set > 1 {
 		add("account_key", "set at most one of connection_string, account_key and sas_token")
 	}
-	for _, k := range []struct{ key, v string }{{"account_key", c.AccountKey}, {"connection_string", c.ConnectionString}, {"sas_token", c.SASToken}} {
-		if k.v != strings.TrimSpace(k.v) {
-			add(k.key, "has leading or trailing whitespace (a stray newline from a secret file?)")
-		}
-	}
+	errs.Secret("account_key", c.AccountKey)
+	errs.Secret("connection_string", c.ConnectionString)
+	errs.Secret("sas_token", c.SASToken)
 	if c.SASToken != "" {
 		if q, err := url.ParseQuery(strings.TrimPrefix(c.SASToken, "?")); err != nil || q.Get("sig") == "" {
 			add("sas_token", "is not a SAS query string (no sig=)")
@@ -166,12 +147,8 @@ func (c *Config) Validate() error {
 	if msg := checkBlockSize(int64(c.BlockSize)); msg != "" {
 		add("block_size", "%s", msg)
 	}
-	if c.UploadConcurrency < 1 || c.UploadConcurrency > maxUploadConcurrency {
-		add("upload_concurrency", "must be between 1 and %d", maxUploadConcurrency)
-	}
-	if c.RequestTimeout < 0 {
-		add("request_timeout", "must not be negative")
-	}
+	errs.Between("upload_concurrency", c.UploadConcurrency, 1, maxUploadConcurrency)
+	errs.Timeout("request_timeout", c.RequestTimeout)
 	if c.MaxRetries < -1 {
 		add("max_retries", "must be -1 (no retries), 0 (default) or positive")
 	}
@@ -184,7 +161,7 @@ func (c *Config) Validate() error {
 	if c.Redirect && c.SASToken != "" {
 		add("redirect", "cannot sign URLs with a sas_token; use account_key, a connection_string with AccountKey, or azidentity")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // maxRetries turns max_retries into the SDK's value (< 0 means none).

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -19,16 +17,11 @@ import (
 // driverName is Name() and the Driver field of every *storage.OpError.
 const driverName = "azure"
 
-// errUploadGone is what a multipart handle whose write the store no longer
-// has turns into: expired for the resume logic, not found for callers that
-// only check that.
-var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
-
 // errDenied and errNoContainer name the permanent misconfigurations; they
 // are never transient, so the registry reports them instead of retrying.
 var (
-	errDenied      = errors.New("access denied by Azure Storage (check the credential and its role: Storage Blob Data Contributor on the container)")
-	errNoContainer = errors.New("the container does not exist")
+	errDenied      = fmt.Errorf("%w: access denied by Azure Storage; check the credential and its role (Storage Blob Data Contributor on the container)", storage.ErrMisconfigured)
+	errNoContainer = fmt.Errorf("%w: the container does not exist; check storage.azure.container", storage.ErrMisconfigured)
 )
 
 // opError wraps an SDK error for op on key; nil stays nil.
@@ -85,19 +78,10 @@ func classify(err error) error {
 	return err
 }
 
-// isNetworkError reports failures to reach the store or to get a whole
-// answer from it: refused or reset connections, timeouts, truncated bodies.
+// isNetworkError is storage.IsNetworkError, and also io.EOF: a bare EOF
+// that reaches classify is an answer cut short.
 func isNetworkError(err error) bool {
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE), errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
+	return storage.IsNetworkError(err) || errors.Is(err, io.EOF)
 }
 
 // hasCode reports whether err is an Azure answer with one of codes.

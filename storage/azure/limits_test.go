@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/stratus-registry/stratus/storage"
 )
 
 // TestBlockSizeReaches500GiB: Azurite enforces no block limit, so the
@@ -141,7 +143,7 @@ func TestPlan(t *testing.T) {
 // TestBlockIDs: ids are base64, all the same length (Azure rejects a blob
 // whose block ids differ in length), distinct and deterministic.
 func TestBlockIDs(t *testing.T) {
-	id := randomID()
+	id := storage.NewWriteID()
 	seen := map[string]bool{}
 	var n int
 	for _, i := range []int{0, 1, 9, 10, 49_999, 99_999, 9_999_999} {
@@ -166,7 +168,7 @@ func TestBlockIDs(t *testing.T) {
 			t.Errorf("block id %d is not deterministic", i)
 		}
 	}
-	if blockID(randomID(), 0) == blockID(id, 0) {
+	if blockID(storage.NewWriteID(), 0) == blockID(id, 0) {
 		t.Errorf("two writes share a block id")
 	}
 }

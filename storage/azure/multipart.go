@@ -3,14 +3,11 @@ package azure
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"golang.org/x/sync/errgroup"
@@ -45,13 +42,9 @@ const handleVersion = 1
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V         int    `json:"v"`
-	Driver    string `json:"driver"`
+	storage.HandleHeader
 	Account   string `json:"account"`
 	Container string `json:"container"`
-	Root      string `json:"root"`
-	Key       string `json:"key"`
-	ID        string `json:"id"`
 	// Blocks counts the full blocks staged: ids blockID(ID, 0..Blocks-1).
 	Blocks     int       `json:"blocks"`
 	BlockBytes int64     `json:"block_bytes"`
@@ -82,27 +75,17 @@ type marker struct {
 	Key string `json:"key"`
 }
 
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
-
 type multipart struct {
 	d   *Driver
 	st  handleState
 	err error
 }
 
-func (d *Driver) uploadsPrefix() string        { return d.root + internalDir + "uploads/" }
+func (d *Driver) uploadsPrefix() string        { return d.root + storage.InternalDir + "uploads/" }
 func (d *Driver) writePrefix(id string) string { return d.uploadsPrefix() + id + "/" }
 func (d *Driver) markerName(id string) string  { return d.writePrefix(id) + "session" }
 func (d *Driver) segName(id string, n int64) string {
 	return fmt.Sprintf("%sseg-%010d", d.writePrefix(id), n)
-}
-
-func randomID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // NewMultipart implements storage.Driver. The marker is written now, so
@@ -112,8 +95,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, err
 	}
 	m := &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Account: d.account, Container: d.cfg.Container, Root: d.root,
-		Key: key, ID: randomID(), Clean: 1,
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key),
+		Account:      d.account, Container: d.cfg.Container, Clean: 1,
 	}}
 	if err := m.writeMarker(ctx); err != nil {
 		return nil, d.opError("multipart", key, err)
@@ -135,16 +118,13 @@ func (m *multipart) writeMarker(ctx context.Context) error {
 // rather than after more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	if _, err := d.stat(ctx, d.markerName(st.ID)); err != nil {
 		err = d.opError("resume", st.Key, err)
 		if errors.Is(err, storage.ErrNotFound) {
-			err = &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: the write was committed, aborted or reaped", errUploadGone)}
+			err = &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: the write was committed, aborted or reaped", storage.ErrUploadGone)}
 		}
 		return nil, err
 	}
@@ -154,15 +134,12 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // checkHandle rejects handles of other drivers, accounts or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not an azure handle of this version")
-	case st.Account != d.account || st.Container != d.cfg.Container || st.Root != d.root:
-		return fmt.Errorf("handle is for account %q container %q root %q", st.Account, st.Container, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Account != d.account || st.Container != d.cfg.Container:
+		return fmt.Errorf("handle is for account %q container %q", st.Account, st.Container)
 	case st.Blocks < 0 || st.Blocks > d.lim.maxBlocks || st.BlockBytes < 0 || (st.Blocks == 0) != (st.BlockBytes == 0):
 		return errors.New("invalid block count")
 	case len(st.Segs) > maxHandleSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:
@@ -196,19 +173,19 @@ func tailSize(segs []segment) int64 {
 }
 
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return m.d.opError(op, m.st.Key, err)
 }
 
 // bodyError records that the caller's stream broke (a client went away);
 // that is not the store's failure.
 func (m *multipart) bodyError(err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return &storage.OpError{Op: "append", Driver: driverName, Key: m.st.Key, Err: err}
 }
 
 func (m *multipart) limitError(st *handleState) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return &storage.OpError{Op: "append", Driver: driverName, Key: st.Key,
 		Err: fmt.Errorf("blob would exceed %d blocks of %s (%s); raise storage.azure.block_size",
 			m.d.lim.maxBlocks, storage.Size(m.d.lim.blockSize), storage.Size(m.d.lim.maxBlobSize()))}
@@ -376,13 +353,13 @@ func (d *Driver) readInto(ctx context.Context, name string, p []byte) error {
 	resp, err := d.blockBlob(name).DownloadStream(ctx, nil)
 	if err != nil {
 		if errors.Is(classify(err), storage.ErrNotFound) {
-			return fmt.Errorf("%w: tail segment %s missing", errUploadGone, name)
+			return fmt.Errorf("%w: tail segment %s missing", storage.ErrUploadGone, name)
 		}
 		return err
 	}
 	defer resp.Body.Close()
 	if deref(resp.ContentLength) != int64(len(p)) {
-		return fmt.Errorf("%w: tail segment %s is %d bytes, handle says %d", errUploadGone, name, deref(resp.ContentLength), len(p))
+		return fmt.Errorf("%w: tail segment %s is %d bytes, handle says %d", storage.ErrUploadGone, name, deref(resp.ContentLength), len(p))
 	}
 	_, err = io.ReadFull(resp.Body, p)
 	return err
@@ -486,7 +463,7 @@ func (m *multipart) committed(ctx context.Context, ids []string, failErr error) 
 // done finishes a committed write: the writer is spent, and its marker and
 // segments go (best effort: the reaper removes leftovers).
 func (m *multipart) done(ctx context.Context, info storage.Info) storage.Info {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.d.deleteWrite(ctx, m.st.ID); err != nil {
 		m.d.logger.Warn("deleting multipart bookkeeping after commit", "key", m.st.Key, "error", err)
 	}
@@ -499,7 +476,7 @@ func (m *multipart) Abort(ctx context.Context) error {
 	if err := m.d.deleteBlob(ctx, "abort", m.st.Key, m.d.markerName(m.st.ID)); err != nil {
 		return err
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.d.discardBlocks(ctx, m.st.Key); err != nil {
 		return m.d.opError("abort", m.st.Key, err)
 	}

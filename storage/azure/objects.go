@@ -1,10 +1,8 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -28,82 +26,38 @@ func (d *Driver) Reader(ctx context.Context, key string, offset, length int64) (
 	if err := d.checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 {
-		return nil, &storage.OpError{Op: "read", Driver: driverName, Key: key, Err: fmt.Errorf("%w: negative offset %d", storage.ErrInvalidRange, offset)}
-	}
-	if length == 0 {
-		// Nothing to read, but a missing key or a bad offset must still
-		// be reported.
-		info, err := d.Stat(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if offset > info.Size {
-			return nil, d.rangeError(key, offset, info.Size)
-		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	opts := &blob.DownloadStreamOptions{}
-	if offset > 0 || length > 0 {
-		opts.Range = blob.HTTPRange{Offset: offset, Count: max(length, 0)}
-	}
-	resp, err := d.blockBlob(d.blobName(key)).DownloadStream(ctx, opts)
-	if err != nil {
-		err = d.opError("read", key, err)
-		if !errors.Is(err, storage.ErrInvalidRange) {
-			return nil, err
-		}
-		// Azure answers 416 for a range that starts at the end.
-		info, serr := d.Stat(ctx, key)
-		if serr != nil {
-			return nil, serr
-		}
-		if offset == info.Size {
-			return io.NopCloser(bytes.NewReader(nil)), nil
-		}
-		return nil, d.rangeError(key, offset, info.Size)
-	}
-	// The retry reader resumes a broken body with a ranged GET pinned to
-	// the blob's ETag, so a retry never mixes two versions.
-	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3, EarlyCloseAsError: true})
-	return &bodyReader{d: d, body: body, key: key}, nil
+	return storage.OpenRange(ctx, storage.RangeRead{
+		Driver: driverName, Key: key,
+		Stat: func(ctx context.Context) (storage.Info, error) { return d.Stat(ctx, key) },
+		Open: func(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+			opts := &blob.DownloadStreamOptions{}
+			if offset > 0 || length > 0 {
+				opts.Range = blob.HTTPRange{Offset: offset, Count: max(length, 0)}
+			}
+			// Azure answers 416 for a range that starts at the end, which
+			// OpenRange resolves.
+			resp, err := d.blockBlob(d.blobName(key)).DownloadStream(ctx, opts)
+			if err != nil {
+				return nil, d.opError("read", key, err)
+			}
+			// The retry reader resumes a broken body with a ranged GET
+			// pinned to the blob's ETag, so a retry never mixes two
+			// versions.
+			body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3, EarlyCloseAsError: true})
+			return storage.ClassifyBody(body, func(err error) error { return d.opError("read", key, err) }), nil
+		},
+	}, offset, length)
 }
-
-func (d *Driver) rangeError(key string, offset, size int64) error {
-	return &storage.OpError{Op: "read", Driver: driverName, Key: key,
-		Err: fmt.Errorf("%w: offset %d past size %d", storage.ErrInvalidRange, offset, size)}
-}
-
-// bodyReader classifies a body that breaks off mid-stream, so that the
-// caller can tell a dropped connection from a bad object.
-type bodyReader struct {
-	d    *Driver
-	body io.ReadCloser
-	key  string
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if err != nil && err != io.EOF {
-		err = b.d.opError("read", b.key, err)
-	}
-	return n, err
-}
-
-func (b *bodyReader) Close() error { return b.body.Close() }
 
 // List implements storage.Driver. Azure has no start-after; StartFrom is
 // inclusive and not honoured by every server (Azurite ignores it), so
 // names up to startAfter are also skipped here. Pages go on until one
 // yields a key, holding one page in memory.
 func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int) (storage.ListPage, error) {
-	if !possiblePrefix(prefix) {
+	if !storage.PossiblePrefix(prefix) {
 		return storage.ListPage{}, nil
 	}
-	if limit <= 0 {
-		limit = defaultList
-	}
-	limit = min(limit, maxListResults)
+	limit = storage.PageLimit(limit, defaultList, maxListResults)
 	opts := &container.ListBlobsFlatOptions{Prefix: ptr(d.blobName(prefix)), MaxResults: ptr(int32(limit))}
 	after := ""
 	if startAfter != "" {
@@ -123,7 +77,7 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 				continue
 			}
 			key := strings.TrimPrefix(name, d.root)
-			if strings.HasPrefix(key, internalDir) {
+			if strings.HasPrefix(key, storage.InternalDir) {
 				continue
 			}
 			if len(page.Objects) == limit {
@@ -146,29 +100,14 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 	return page, nil
 }
 
-// possiblePrefix reports whether some valid key could start with prefix:
-// every segment it completes must be a valid one.
-func possiblePrefix(prefix string) bool {
-	i := strings.LastIndexByte(prefix, '/')
-	if i < 0 {
-		return true
-	}
-	return storage.ValidKey(prefix[:i])
-}
-
 // DeleteBatch implements storage.Driver. It uses the blob batch API, 256
 // blobs a request, unless the credential cannot (a SAS without batch
 // rights, a server without it): then it deletes upload_concurrency blobs
 // at a time.
 func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
-	for _, k := range keys {
-		if err := d.checkKey("delete", k); err != nil {
-			return err
-		}
-	}
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = d.blobName(k)
+	names, err := storage.StoreKeys(driverName, "delete", keys, d.blobName)
+	if err != nil {
+		return err
 	}
 	return d.deleteBlobs(ctx, names)
 }

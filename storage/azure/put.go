@@ -12,7 +12,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -47,25 +46,13 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	}
 	defer func() { release() }()
 
-	var n int
-	var err error
-	if opts.Size >= 0 && opts.Size <= int64(len(*bp)) {
-		n, err = readExactly(r, (*bp)[:opts.Size])
-	} else {
-		n, err = io.ReadFull(r, *bp)
-		if err == nil {
-			release = func() {} // putBlocks owns the buffer now
-			return d.putBlocks(ctx, key, r, bp, opts)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = nil
-		}
-		if err == nil && opts.Size >= 0 && int64(n) != opts.Size {
-			err = fmt.Errorf("body is %d bytes, size says %d", n, opts.Size)
-		}
-	}
+	n, more, err := storage.FillBuffer(r, *bp, opts.Size)
 	if err != nil {
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
+	}
+	if more {
+		release = func() {} // putBlocks owns the buffer now
+		return d.putBlocks(ctx, key, r, bp, opts)
 	}
 
 	// The MD5 is stored as the blob's Content-MD5 (and checked by Azure on
@@ -95,91 +82,27 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	return storage.Info{Key: key, Size: int64(n), ModTime: deref(resp.LastModified), ETag: etagString(resp.ETag)}, nil
 }
 
-// readExactly fills p from r and fails if r has fewer or more bytes.
-func readExactly(r io.Reader, p []byte) (int, error) {
-	n, err := io.ReadFull(r, p)
-	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, fmt.Errorf("body ended after %d bytes, size says %d", n, len(p))
-		}
-		return n, err
-	}
-	var one [1]byte
-	if m, _ := io.ReadFull(r, one[:]); m > 0 {
-		return n, fmt.Errorf("body is longer than size %d", len(p))
-	}
-	return n, nil
-}
-
 // putBlocks finishes a Put whose body filled the first block buffer. The
 // blocks carry a fresh write id, so they cannot mix with another write's.
 // If the Put fails, its uncommitted blocks stay on the blob, invisible,
 // until Azure drops them (7 days) or the next commit to the key does.
 func (d *Driver) putBlocks(ctx context.Context, key string, r io.Reader, firstBuf *[]byte, opts storage.PutOptions) (storage.Info, error) {
-	first := *firstBuf
 	bb := d.blockBlob(d.blobName(key))
-	writeID := randomID()
-	// A free list of its own: upload_concurrency buffers in flight plus
-	// the one being filled, reused for the whole body, so a long Put does
-	// not churn the shared pool (which the GC empties) into garbage.
-	conc := d.cfg.UploadConcurrency
-	free := make(chan *[]byte, conc+1)
-	for range conc {
-		free <- nil // allocated on first use
-	}
-	defer func() {
-		for range conc + 1 {
-			if bp := <-free; bp != nil {
-				d.putBuf(bp)
-			}
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	send := func(i int, data []byte, done func()) {
-		g.Go(func() error {
-			defer done()
-			_, err := bb.StageBlock(gctx, blockID(writeID, i), streaming.NopCloser(bytes.NewReader(data)), nil)
+	writeID := storage.NewWriteID()
+	// Buffers of its own (upload_concurrency in flight plus the one being
+	// filled), reused for the whole body, so a long Put does not churn the
+	// shared pool (which the GC empties) into garbage.
+	total, count, readErr, uploadErr := storage.PartUpload{
+		Concurrency: d.cfg.UploadConcurrency,
+		MaxParts:    d.lim.maxBlocks,
+		PartSize:    storage.Size(d.lim.blockSize),
+		GetBuf:      d.getBuf,
+		PutBuf:      d.putBuf,
+		Send: func(ctx context.Context, i int, data []byte) error {
+			_, err := bb.StageBlock(ctx, blockID(writeID, i), streaming.NopCloser(bytes.NewReader(data)), nil)
 			return err
-		})
-	}
-	var readErr error
-	total := int64(len(first))
-	count := 1
-	send(0, first, func() { free <- firstBuf })
-	for gctx.Err() == nil {
-		bp := <-free
-		if bp == nil {
-			bp = d.getBuf()
-		}
-		n, err := io.ReadFull(r, *bp)
-		switch {
-		case n == 0:
-			free <- bp
-		case count >= d.lim.maxBlocks:
-			free <- bp
-			readErr = fmt.Errorf("object exceeds %d blocks of %s", d.lim.maxBlocks, storage.Size(d.lim.blockSize))
-		default:
-			total += int64(n)
-			send(count, (*bp)[:n], func() { free <- bp })
-			count++
-		}
-		if readErr != nil || err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-	}
-	uploadErr := g.Wait()
-	if err := ctx.Err(); err != nil {
-		// Cancellation explains whatever else went wrong.
-		readErr, uploadErr = nil, err
-	}
-	if readErr == nil && uploadErr == nil && opts.Size >= 0 && total != opts.Size {
-		readErr = fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)
-	}
+		},
+	}.Run(ctx, firstBuf, r, opts.Size)
 	switch {
 	case readErr != nil:
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: readErr}

@@ -40,7 +40,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		return storage.Info{}, &storage.OpError{Op: "commit", Driver: driverName, Key: st.Key,
 			Err: fmt.Errorf("composed object is %d bytes with CRC32C %08x; the write has %d bytes with %08x", attrs.Size, attrs.CRC32C, st.Size, st.CRC)}
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.marker().Retryer(gcs.WithPolicy(gcs.RetryAlways)).Delete(ctx); err != nil && !errors.Is(err, gcs.ErrObjectNotExist) {
 		m.d.logger.Warn("deleting the marker of a committed write", "key", st.Key, "error", err)
 	}
@@ -67,7 +67,7 @@ func (m *multipart) committedElsewhere(ctx context.Context, gone error) (storage
 	if a.Size != m.st.Size || a.CRC32C != m.st.CRC {
 		return storage.Info{}, gone
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	m.d.logger.Info("multipart write already committed", "key", m.st.Key, "size", a.Size)
 	return infoOf(m.st.Key, a), nil
 }
@@ -118,7 +118,7 @@ func (m *multipart) Abort(ctx context.Context) error {
 	if err := m.marker().Retryer(gcs.WithPolicy(gcs.RetryAlways)).Delete(ctx); err != nil && !errors.Is(err, gcs.ErrObjectNotExist) {
 		return opError("abort", m.st.Key, err)
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.deleteTemporaries(ctx); err != nil {
 		return opError("abort", m.st.Key, err)
 	}

@@ -1,9 +1,7 @@
 package gcs
 
 import (
-	"errors"
-	"fmt"
-	"net/url"
+	"cmp"
 	"strings"
 	"time"
 
@@ -78,42 +76,20 @@ const (
 
 // SetDefaults fills the keys left unset.
 func (c *Config) SetDefaults() {
-	if c.ChunkSize == 0 {
-		c.ChunkSize = DefaultChunkSize
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RedirectExpiry == 0 {
-		c.RedirectExpiry = DefaultRedirectExpiry
-	}
+	c.ChunkSize = cmp.Or(c.ChunkSize, DefaultChunkSize)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.RedirectExpiry = cmp.Or(c.RedirectExpiry, DefaultRedirectExpiry)
 }
 
 // Validate reports every problem at once, each prefixed with its key path.
 // It expects SetDefaults to have run.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("storage.gcs.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	switch {
-	case c.Bucket == "":
-		add("bucket", "required")
-	case strings.ContainsAny(c.Bucket, "/ \t\n") || strings.HasPrefix(c.Bucket, "gs:"):
-		add("bucket", "%q is a bucket name, not a path or URL", c.Bucket)
-	}
-	if root := strings.Trim(c.RootDirectory, "/"); root != "" && !storage.ValidKey(root) {
-		add("root_directory", "%q must be slash-separated segments without empty, \".\" or \"..\" segments", c.RootDirectory)
-	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("endpoint", "%q is not an http:// or https:// URL", c.Endpoint)
-		}
-	}
+	errs := storage.ConfigErrors{Prefix: "storage.gcs."}
+	add := errs.Add
+	errs.Bucket(c.Bucket, "gs:")
+	errs.RootDirectory(c.RootDirectory)
+	errs.Endpoint("endpoint", c.Endpoint)
 	if c.CredentialsFile != "" && c.Anonymous {
 		add("anonymous", "set together with credentials_file; use one or the other")
 	}
@@ -125,9 +101,7 @@ func (c *Config) Validate() error {
 	case c.ChunkSize%chunkQuantum != 0:
 		add("chunk_size", "must be a multiple of 256KiB (the resumable-upload quantum)")
 	}
-	if c.RequestTimeout < 0 {
-		add("request_timeout", "must not be negative")
-	}
+	errs.Timeout("request_timeout", c.RequestTimeout)
 	if c.MaxRetries < -1 {
 		add("max_retries", "must be -1 (no retries), 0 (default) or positive")
 	}
@@ -140,7 +114,7 @@ func (c *Config) Validate() error {
 	if c.Redirect && c.Anonymous {
 		add("redirect", "needs credentials that can sign; anonymous has none")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // maxAttempts turns max_retries into the client's attempt count.

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"syscall"
 
 	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
@@ -16,11 +13,6 @@ import (
 
 // driverName is Name() and the Driver field of every *storage.OpError.
 const driverName = "gcs"
-
-// errUploadGone is what a multipart handle whose temporary objects GCS no
-// longer has turns into: expired for the resume logic, not found for
-// callers that only check that.
-var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
 
 // opError wraps a client error for op on key; nil stays nil.
 func opError(op, key string, err error) error {
@@ -40,7 +32,7 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, gcs.ErrBucketNotExist):
 		// A configuration problem, not a missing object.
-		return fmt.Errorf("bucket does not exist (check storage.gcs.bucket): %w", err)
+		return fmt.Errorf("%w: the bucket does not exist; check storage.gcs.bucket: %w", storage.ErrMisconfigured, err)
 	case errors.Is(err, gcs.ErrObjectNotExist):
 		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
 	}
@@ -48,7 +40,7 @@ func classify(err error) error {
 	if errors.As(err, &apiErr) {
 		return classifyStatus(apiErr.Code, err)
 	}
-	if isNetworkError(err) {
+	if storage.IsNetworkError(err) {
 		return &storage.TransientError{Err: err}
 	}
 	return err
@@ -66,7 +58,7 @@ func classifyStatus(code int, err error) error {
 	case code == 416:
 		return fmt.Errorf("%w: %w", storage.ErrInvalidRange, err)
 	case code == 401 || code == 403:
-		return fmt.Errorf("access denied by GCS (credentials need roles/storage.objectUser on the bucket): %w", err)
+		return fmt.Errorf("%w: access denied by GCS; the credentials need roles/storage.objectUser on the bucket: %w", storage.ErrMisconfigured, err)
 	case code == 429:
 		return &storage.TransientError{Throttled: true, Err: err}
 	case code == 408 || code >= 500:
@@ -74,20 +66,4 @@ func classifyStatus(code int, err error) error {
 	}
 	// Any other answer from the store is definite (400, 409, ...).
 	return err
-}
-
-// isNetworkError reports failures to reach the store or to get a whole
-// answer from it: refused or reset connections, timeouts, truncated bodies.
-func isNetworkError(err error) bool {
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
 }

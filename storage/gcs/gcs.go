@@ -11,7 +11,6 @@
 package gcs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,8 +35,6 @@ import (
 )
 
 const (
-	// internalDir holds the driver's own objects, below the root directory.
-	internalDir = "_stratus/"
 	// maxListKeys is the JSON API's page size limit.
 	maxListKeys = 1000
 	// deleteConcurrency: the Go client has no batch delete, so DeleteBatch
@@ -189,16 +186,7 @@ func (d *Driver) objectKey(key string) string { return d.root + key }
 func (d *Driver) object(key string) *gcs.ObjectHandle { return d.bucket.Object(d.objectKey(key)) }
 
 // checkKey rejects invalid keys and the driver's own namespace.
-func (d *Driver) checkKey(op, key string) error {
-	if err := storage.CheckKey(driverName, op, key); err != nil {
-		return err
-	}
-	if strings.HasPrefix(key, internalDir) {
-		return &storage.OpError{Op: op, Driver: driverName, Key: key,
-			Err: fmt.Errorf("%w: %s is reserved for the gcs driver", storage.ErrInvalidKey, internalDir)}
-	}
-	return nil
-}
+func (d *Driver) checkKey(op, key string) error { return storage.CheckDriverKey(driverName, op, key) }
 
 func infoOf(key string, a *gcs.ObjectAttrs) storage.Info {
 	return storage.Info{Key: key, Size: a.Size, ModTime: a.Updated, ETag: a.Etag}
@@ -221,80 +209,35 @@ func (d *Driver) Reader(ctx context.Context, key string, offset, length int64) (
 	if err := d.checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 {
-		return nil, &storage.OpError{Op: "read", Driver: driverName, Key: key, Err: fmt.Errorf("%w: negative offset %d", storage.ErrInvalidRange, offset)}
-	}
-	if length == 0 {
-		// Nothing to read, but a missing key or a bad offset must still
-		// be reported.
-		info, err := d.Stat(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if offset > info.Size {
-			return nil, rangeError(key, offset, info.Size)
-		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	if length < 0 {
-		length = -1
-	}
-	r, err := d.object(key).NewRangeReader(ctx, offset, length)
-	if err != nil {
-		err = opError("read", key, err)
-		if !errors.Is(err, storage.ErrInvalidRange) {
-			return nil, err
-		}
-		// GCS answers 416 for a range that starts at the end too.
-		info, serr := d.Stat(ctx, key)
-		if serr != nil {
-			return nil, serr
-		}
-		if offset == info.Size {
-			return io.NopCloser(bytes.NewReader(nil)), nil
-		}
-		return nil, rangeError(key, offset, info.Size)
-	}
-	if offset > r.Attrs.Size && r.Attrs.Size >= 0 {
-		// Some servers answer an unsatisfiable range with the whole object.
-		r.Close()
-		return nil, rangeError(key, offset, r.Attrs.Size)
-	}
-	return &bodyReader{body: r, key: key}, nil
+	return storage.OpenRange(ctx, storage.RangeRead{
+		Driver: driverName, Key: key,
+		Stat: func(ctx context.Context) (storage.Info, error) { return d.Stat(ctx, key) },
+		Open: func(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+			// GCS answers 416 for a range that starts at the end too,
+			// which OpenRange resolves.
+			r, err := d.object(key).NewRangeReader(ctx, offset, max(length, -1))
+			if err != nil {
+				return nil, opError("read", key, err)
+			}
+			if offset > r.Attrs.Size && r.Attrs.Size >= 0 {
+				// Some servers answer an unsatisfiable range with the
+				// whole object.
+				r.Close()
+				return nil, storage.RangeError(driverName, key, offset, r.Attrs.Size)
+			}
+			return storage.ClassifyBody(r, func(err error) error { return opError("read", key, err) }), nil
+		},
+	}, offset, length)
 }
-
-func rangeError(key string, offset, size int64) error {
-	return &storage.OpError{Op: "read", Driver: driverName, Key: key,
-		Err: fmt.Errorf("%w: offset %d past size %d", storage.ErrInvalidRange, offset, size)}
-}
-
-// bodyReader marks a body that breaks off mid-stream as transient, so that
-// the caller can tell a dropped connection from a bad object.
-type bodyReader struct {
-	body io.ReadCloser
-	key  string
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if err != nil && err != io.EOF {
-		err = opError("read", b.key, err)
-	}
-	return n, err
-}
-
-func (b *bodyReader) Close() error { return b.body.Close() }
 
 // List implements storage.Driver. One call reads one page of the bucket
 // listing (a few more objects when it must skip internal ones); the next
 // page starts from the last key returned.
 func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int) (storage.ListPage, error) {
-	if !possiblePrefix(prefix) {
+	if !storage.PossiblePrefix(prefix) {
 		return storage.ListPage{}, nil
 	}
-	if limit <= 0 || limit > maxListKeys {
-		limit = maxListKeys
-	}
+	limit = storage.PageLimit(limit, maxListKeys, maxListKeys)
 	q := &gcs.Query{Prefix: d.objectKey(prefix), Projection: gcs.ProjectionNoACL}
 	if startAfter != "" {
 		// StartOffset is inclusive: the key itself is skipped below.
@@ -316,7 +259,7 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 			return storage.ListPage{}, opError("list", prefix, err)
 		}
 		key := strings.TrimPrefix(a.Name, d.root)
-		if strings.HasPrefix(key, internalDir) || (startAfter != "" && key <= startAfter) {
+		if strings.HasPrefix(key, storage.InternalDir) || (startAfter != "" && key <= startAfter) {
 			continue
 		}
 		page.Objects = append(page.Objects, infoOf(key, a))
@@ -324,16 +267,6 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 	// Full: more may follow if this page has unread objects or a next one.
 	page.More = it.PageInfo().Remaining() > 0 || it.PageInfo().Token != ""
 	return page, nil
-}
-
-// possiblePrefix reports whether some valid key could start with prefix:
-// every segment it completes must be a valid one.
-func possiblePrefix(prefix string) bool {
-	i := strings.LastIndexByte(prefix, '/')
-	if i < 0 {
-		return true
-	}
-	return storage.ValidKey(prefix[:i])
 }
 
 // Delete implements storage.Driver.
@@ -357,14 +290,9 @@ func (d *Driver) deleteObject(ctx context.Context, op, key, objectKey string) er
 // DeleteBatch implements storage.Driver. The Go client has no batch
 // request, so the deletes run deleteConcurrency at a time.
 func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
-	for _, k := range keys {
-		if err := d.checkKey("delete", k); err != nil {
-			return err
-		}
-	}
-	objectKeys := make([]string, len(keys))
-	for i, k := range keys {
-		objectKeys[i] = d.objectKey(k)
+	objectKeys, err := storage.StoreKeys(driverName, "delete", keys, d.objectKey)
+	if err != nil {
+		return err
 	}
 	return d.deleteObjects(ctx, objectKeys)
 }

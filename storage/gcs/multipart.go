@@ -9,7 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
-	"strings"
 
 	gcs "cloud.google.com/go/storage"
 
@@ -48,12 +47,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V      int    `json:"v"`
-	Driver string `json:"driver"`
-	Bucket string `json:"bucket"`
-	Root   string `json:"root"`
-	Key    string `json:"key"`
-	ID     string `json:"id"` // names the write's temporary objects
+	storage.HandleHeader        // its ID names the write's temporary objects
+	Bucket               string `json:"bucket"`
 	// Seq counts successful non-empty Appends; an Append writes its
 	// objects with Seq+1 in their names.
 	Seq   int64   `json:"seq"`
@@ -75,17 +70,15 @@ type piece struct {
 	Size  int64 `json:"s"`
 }
 
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
-
 type multipart struct {
 	d   *Driver
 	st  handleState
 	err error
 }
 
-func (d *Driver) uploadDir(id string) string { return d.root + internalDir + "uploads/" + id + "/" }
+func (d *Driver) uploadDir(id string) string {
+	return d.root + storage.InternalDir + "uploads/" + id + "/"
+}
 
 func (m *multipart) dir() string { return m.d.uploadDir(m.st.ID) }
 
@@ -108,7 +101,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, err
 	}
 	m := &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root, Key: key, ID: randomID(),
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key), Bucket: d.cfg.Bucket,
 	}}
 	// The id is random: a 412 can only be a retry meeting our own marker.
 	_, err := d.uploadBytes(ctx, m.marker().If(gcs.Conditions{DoesNotExist: true}), nil, "")
@@ -123,11 +116,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 // more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	m := &multipart{d: d, st: st}
 	if _, err := m.marker().Attrs(ctx); err != nil {
@@ -139,7 +129,7 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // goneError reports a missing marker or part as the write being gone.
 func (m *multipart) goneError(op string, err error) error {
 	if c := classify(err); errors.Is(c, storage.ErrNotFound) {
-		return &storage.OpError{Op: op, Driver: driverName, Key: m.st.Key, Err: fmt.Errorf("%w: %w", errUploadGone, err)}
+		return &storage.OpError{Op: op, Driver: driverName, Key: m.st.Key, Err: fmt.Errorf("%w: %w", storage.ErrUploadGone, err)}
 	}
 	return opError(op, m.st.Key, err)
 }
@@ -147,15 +137,12 @@ func (m *multipart) goneError(op string, err error) error {
 // checkHandle rejects handles of other drivers, buckets or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not a gcs handle of this version")
-	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
-		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Bucket != d.cfg.Bucket:
+		return fmt.Errorf("handle is for bucket %q", st.Bucket)
 	case st.Seq < 0 || len(st.Parts) > MaxComponents || (len(st.Parts) == MaxComponents && st.Tail != nil):
 		return errors.New("invalid sequence or part count")
 	}
@@ -194,7 +181,7 @@ func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
 
 // fail marks the writer unusable and wraps err for op.
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return m.d.putError(op, m.st.Key, err)
 }
 
@@ -302,7 +289,7 @@ func (m *multipart) readTail(ctx context.Context, t piece, p []byte) error {
 	}
 	defer r.Close()
 	if r.Attrs.Size != t.Size {
-		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, r.Attrs.Size, t.Size)
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", storage.ErrUploadGone, r.Attrs.Size, t.Size)
 	}
 	_, err = io.ReadFull(r, p)
 	return err

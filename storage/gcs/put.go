@@ -2,10 +2,7 @@ package gcs
 
 import (
 	"context"
-	cryptorand "crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -50,9 +47,9 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 		defer d.putBuf(bp)
 		buf = *bp
 	}
-	n, err := io.ReadFull(body, buf)
+	n, more, err := storage.FillBuffer(body, buf, opts.Size)
 	switch {
-	case err == nil && (opts.Size < 0 || opts.Size > int64(len(buf))):
+	case err == nil && more:
 		// The buffer is full and more may follow: stream.
 		attrs, total, err := d.putStream(ctx, obj, buf, body, opts)
 		if err != nil {
@@ -61,23 +58,10 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 		info := infoOf(key, attrs)
 		info.Size = total
 		return info, nil
-	case err == nil:
-		var one [1]byte
-		if m, _ := io.ReadFull(body, one[:]); m > 0 {
-			err = &bodyError{fmt.Errorf("body is longer than size %d", opts.Size)}
-		}
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		err = nil
-		if opts.Size >= 0 && int64(n) != opts.Size {
-			err = &bodyError{fmt.Errorf("body ended after %d bytes, size says %d", n, opts.Size)}
-		}
-	case ctx.Err() != nil:
-		err = ctx.Err()
-	default:
-		err = &bodyError{err}
-	}
-	if err != nil {
-		return storage.Info{}, d.putError("put", key, err)
+	case err != nil && ctx.Err() != nil:
+		return storage.Info{}, d.putError("put", key, ctx.Err())
+	case err != nil:
+		return storage.Info{}, d.putError("put", key, &bodyError{err})
 	}
 	attrs, err := d.uploadBytes(ctx, obj, buf[:n], opts.ContentType)
 	if err != nil {
@@ -113,8 +97,10 @@ func (d *Driver) putStream(ctx context.Context, obj *gcs.ObjectHandle, first []b
 		err = ctx.Err()
 	case body.err != nil:
 		err = &bodyError{body.err}
-	case err == nil && opts.Size >= 0 && total != opts.Size:
-		err = &bodyError{fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)}
+	case err == nil:
+		if serr := storage.CheckBodySize(total, opts.Size); serr != nil {
+			err = &bodyError{serr}
+		}
 	}
 	if err != nil {
 		cancel() // abandons the upload; Close then only reports it
@@ -219,11 +205,4 @@ func (d *Driver) putError(op, key string, err error) error {
 		return &storage.OpError{Op: op, Driver: driverName, Key: key, Err: be.err}
 	}
 	return opError(op, key, err)
-}
-
-// randomID names the temporary objects of a multipart write.
-func randomID() string {
-	var b [16]byte
-	cryptorand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -7,6 +7,8 @@ import (
 
 	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
+
+	"github.com/stratus-registry/stratus/storage"
 )
 
 // AbortStale implements storage.MultipartReaper. A write's activity is its
@@ -16,7 +18,7 @@ import (
 // in name order, so one write's objects come together and only one write
 // is held in memory at a time.
 func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
-	prefix := d.root + internalDir + "uploads/"
+	prefix := d.root + storage.InternalDir + "uploads/"
 	q := &gcs.Query{Prefix: prefix, Projection: gcs.ProjectionNoACL}
 	if err := q.SetAttrSelection([]string{"Name", "Updated"}); err != nil {
 		return 0, opError("abort-stale", "", err)
@@ -35,7 +37,7 @@ func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) 
 		if dryRun {
 			return nil
 		}
-		m := &multipart{d: d, st: handleState{ID: id}}
+		m := &multipart{d: d, st: handleState{HandleHeader: storage.HandleHeader{ID: id}}}
 		return m.Abort(ctx)
 	}
 	for {

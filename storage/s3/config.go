@@ -1,11 +1,8 @@
 package s3
 
 import (
-	"errors"
-	"fmt"
-	"net/url"
+	"cmp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -94,47 +91,25 @@ const (
 
 // SetDefaults fills the keys left unset.
 func (c *Config) SetDefaults() {
-	if c.PartSize == 0 {
-		c.PartSize = DefaultPartSize
-	}
-	if c.UploadConcurrency == 0 {
-		c.UploadConcurrency = DefaultUploadConcurrency
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
+	c.PartSize = cmp.Or(c.PartSize, DefaultPartSize)
+	c.UploadConcurrency = cmp.Or(c.UploadConcurrency, DefaultUploadConcurrency)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
 	if c.MaxRetries == nil {
 		n := DefaultMaxRetries
 		c.MaxRetries = &n
 	}
-	if c.RedirectExpiry == 0 {
-		c.RedirectExpiry = DefaultRedirectExpiry
-	}
+	c.RedirectExpiry = cmp.Or(c.RedirectExpiry, DefaultRedirectExpiry)
 }
 
 // Validate reports every problem at once, each prefixed with its key path.
 // It expects SetDefaults to have run.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("storage.s3.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	errs := storage.ConfigErrors{Prefix: "storage.s3."}
+	add := errs.Add
 
-	switch {
-	case c.Bucket == "":
-		add("bucket", "required")
-	case strings.ContainsAny(c.Bucket, "/ \t\n"):
-		add("bucket", "%q is a bucket name, not a path or URL", c.Bucket)
-	}
-	if root := strings.Trim(c.RootDirectory, "/"); root != "" && !storage.ValidKey(root) {
-		add("root_directory", "%q must be slash-separated segments without empty, \".\" or \"..\" segments", c.RootDirectory)
-	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("endpoint", "%q is not an http:// or https:// URL", c.Endpoint)
-		}
-	}
+	errs.Bucket(c.Bucket)
+	errs.RootDirectory(c.RootDirectory)
+	errs.Endpoint("endpoint", c.Endpoint)
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		add("access_key", "access_key and secret_key must be set together")
 	}
@@ -144,11 +119,9 @@ func (c *Config) Validate() error {
 	if c.Profile != "" && c.AccessKey != "" {
 		add("profile", "set together with static access_key; use one or the other")
 	}
-	for _, k := range []struct{ key, v string }{{"access_key", c.AccessKey}, {"secret_key", c.SecretKey}, {"session_token", c.SessionToken}} {
-		if k.v != strings.TrimSpace(k.v) {
-			add(k.key, "has leading or trailing whitespace (a stray newline from a secret file?)")
-		}
-	}
+	errs.Secret("access_key", c.AccessKey)
+	errs.Secret("secret_key", c.SecretKey)
+	errs.Secret("session_token", c.SessionToken)
 	switch c.SSE {
 	case "", "AES256", "aws:kms":
 	default:
@@ -166,19 +139,15 @@ func (c *Config) Validate() error {
 	case c.PartSize > MaxPartSize:
 		add("part_size", "must be at most %s (S3's maximum part size)", storage.Size(MaxPartSize))
 	}
-	if c.UploadConcurrency < 1 || c.UploadConcurrency > maxUploadConcurrency {
-		add("upload_concurrency", "must be between 1 and %d", maxUploadConcurrency)
-	}
-	if c.RequestTimeout < 0 {
-		add("request_timeout", "must not be negative")
-	}
+	errs.Between("upload_concurrency", c.UploadConcurrency, 1, maxUploadConcurrency)
+	errs.Timeout("request_timeout", c.RequestTimeout)
 	if c.MaxRetries != nil && *c.MaxRetries < 0 {
 		add("max_retries", "must be 0 (no retries) or positive")
 	}
 	if c.RedirectExpiry <= 0 || c.RedirectExpiry > maxPresignExpiry {
 		add("redirect_expiry", "must be positive and at most %s (the SigV4 limit)", maxPresignExpiry)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // maxAttempts turns max_retries into the SDK's attempt count.

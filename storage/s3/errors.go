@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -16,11 +13,6 @@ import (
 
 // driverName is Name() and the Driver field of every *storage.OpError.
 const driverName = "s3"
-
-// errUploadGone is what a multipart handle whose upload S3 no longer has
-// turns into: expired for the resume logic, not found for callers that only
-// check that.
-var errUploadGone = fmt.Errorf("%w (%w)", storage.ErrHandleExpired, storage.ErrNotFound)
 
 // throttleCodes are the error codes with which S3 (and the compatible
 // servers) ask a client to slow down.
@@ -87,7 +79,7 @@ func classify(err error) error {
 
 	switch {
 	case code == "NoSuchUpload":
-		return fmt.Errorf("%w: %w", errUploadGone, err)
+		return fmt.Errorf("%w: %w", storage.ErrUploadGone, err)
 	case misconfigCodes[code] != "":
 		// A configuration problem, not a missing object or a transient
 		// failure: no retry helps until the operator fixes it.
@@ -115,18 +107,9 @@ func classify(err error) error {
 	return err
 }
 
-// isNetworkError reports failures to reach the store or to get a whole
-// answer from it: refused or reset connections, timeouts, truncated bodies.
+// isNetworkError adds the SDK's failure to send a request to what
+// storage.IsNetworkError knows.
 func isNetworkError(err error) bool {
 	var sendErr *smithyhttp.RequestSendError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &sendErr), errors.As(err, &netErr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
+	return errors.As(err, &sendErr) || storage.IsNetworkError(err)
 }

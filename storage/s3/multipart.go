@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -42,14 +41,10 @@ const handleVersion = 1
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	V        int          `json:"v"`
-	Driver   string       `json:"driver"`
-	Bucket   string       `json:"bucket"`
-	Root     string       `json:"root"`
-	Key      string       `json:"key"`
-	ID       string       `json:"id"` // names this write's tail objects
-	UploadID string       `json:"upload_id"`
-	Parts    []partRecord `json:"parts"`
+	storage.HandleHeader              // its ID names this write's tail objects
+	Bucket               string       `json:"bucket"`
+	UploadID             string       `json:"upload_id"`
+	Parts                []partRecord `json:"parts"`
 	// Seq counts successful non-empty Appends; the tail of the state is
 	// object tail-<Seq> when TailSize > 0.
 	Seq      int64 `json:"seq"`
@@ -62,10 +57,6 @@ type partRecord struct {
 	ETag string `json:"etag"`
 	Size int64  `json:"size"`
 }
-
-// errWriterDone is returned by a writer after Commit, Abort or a failed
-// Append: it must be discarded (and resumed from a saved handle).
-var errWriterDone = errors.New("multipart writer is finished or failed; resume from the saved handle")
 
 type multipart struct {
 	d   *Driver
@@ -91,8 +82,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 		return nil, opError("multipart", key, err)
 	}
 	return &multipart{d: d, st: handleState{
-		V: handleVersion, Driver: driverName, Bucket: d.cfg.Bucket, Root: d.root,
-		Key: key, ID: randomID(), UploadID: aws.ToString(out.UploadId),
+		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key),
+		Bucket:       d.cfg.Bucket, UploadID: aws.ToString(out.UploadId),
 	}}, nil
 }
 
@@ -101,11 +92,8 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 // more data was sent.
 func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Multipart, error) {
 	var st handleState
-	if err := json.Unmarshal(handle, &st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Err: fmt.Errorf("%w: unreadable handle: %v", storage.ErrHandleExpired, err)}
-	}
-	if err := d.checkHandle(&st); err != nil {
-		return nil, &storage.OpError{Op: "resume", Driver: driverName, Key: st.Key, Err: fmt.Errorf("%w: %v", storage.ErrHandleExpired, err)}
+	if err := storage.DecodeHandle(driverName, handle, &st, &st.HandleHeader, func() error { return d.checkHandle(&st) }); err != nil {
+		return nil, err
 	}
 	_, err := d.client.ListParts(ctx, &s3.ListPartsInput{
 		Bucket: &d.cfg.Bucket, Key: aws.String(d.objectKey(st.Key)), UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1),
@@ -119,15 +107,12 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 // checkHandle rejects handles of other drivers, buckets or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
+	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
 	switch {
-	case st.V != handleVersion || st.Driver != driverName:
-		return errors.New("not an s3 handle of this version")
-	case st.Bucket != d.cfg.Bucket || st.Root != d.root:
-		return fmt.Errorf("handle is for bucket %q root %q", st.Bucket, st.Root)
-	case !storage.ValidKey(st.Key) || strings.HasPrefix(st.Key, internalDir):
-		return fmt.Errorf("invalid key %q", st.Key)
-	case len(st.ID) != 32 || strings.Trim(st.ID, "0123456789abcdef") != "":
-		return errors.New("invalid write id")
+	case st.Bucket != d.cfg.Bucket:
+		return fmt.Errorf("handle is for bucket %q", st.Bucket)
 	case st.UploadID == "":
 		return errors.New("no upload id")
 	case st.Seq < 0 || st.TailSize < 0 || st.TailSize >= MaxPartSize || (st.TailSize > 0 && st.Seq == 0):
@@ -153,15 +138,15 @@ func (m *multipart) Size() int64 { return m.st.Size }
 func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
 
 func (m *multipart) tailKey(seq int64) string {
-	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, internalDir, m.st.ID, seq)
+	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, storage.InternalDir, m.st.ID, seq)
 }
 
 func (m *multipart) tailPrefix() string {
-	return m.d.root + internalDir + "uploads/" + m.st.ID + "/"
+	return m.d.root + storage.InternalDir + "uploads/" + m.st.ID + "/"
 }
 
 func (m *multipart) fail(op string, err error) error {
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	return opError(op, m.st.Key, err)
 }
 
@@ -192,7 +177,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 			m.st = st
 			return int64(n), nil
 		case rerr != nil:
-			m.err = errWriterDone
+			m.err = storage.ErrWriterDone
 			return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 		}
 		// More follows: continue below with a part buffer.
@@ -238,7 +223,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	}
 	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 		// The caller's stream broke (a client went away); not the store.
-		m.err = errWriterDone
+		m.err = storage.ErrWriterDone
 		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
 
@@ -302,7 +287,7 @@ func (d *Driver) copyPart(ctx context.Context, objectKey, uploadID string, num i
 	})
 	if err != nil {
 		if c := classify(err); errors.Is(c, storage.ErrNotFound) && !errors.Is(c, storage.ErrHandleExpired) {
-			err = fmt.Errorf("%w: tail object missing: %w", errUploadGone, err)
+			err = fmt.Errorf("%w: tail object missing: %w", storage.ErrUploadGone, err)
 		}
 		return "", err
 	}
@@ -317,13 +302,13 @@ func (m *multipart) readTail(ctx context.Context, st handleState, p []byte) erro
 	out, err := m.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq))})
 	if err != nil {
 		if errors.Is(classify(err), storage.ErrNotFound) {
-			return fmt.Errorf("%w: tail object missing", errUploadGone)
+			return fmt.Errorf("%w: tail object missing", storage.ErrUploadGone)
 		}
 		return err
 	}
 	defer out.Body.Close()
 	if aws.ToInt64(out.ContentLength) != int64(len(p)) {
-		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", errUploadGone, aws.ToInt64(out.ContentLength), len(p))
+		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", storage.ErrUploadGone, aws.ToInt64(out.ContentLength), len(p))
 	}
 	if _, err := io.ReadFull(out.Body, p); err != nil {
 		return err
@@ -400,7 +385,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		}
 		info.Key = st.Key
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.deleteTails(ctx); err != nil {
 		d.logger.Warn("deleting multipart tail objects after commit", "key", st.Key, "error", err)
 	}
@@ -412,7 +397,7 @@ func (m *multipart) Abort(ctx context.Context) error {
 	if err := m.abortUpload(ctx); err != nil {
 		return opError("abort", m.st.Key, err)
 	}
-	m.err = errWriterDone
+	m.err = storage.ErrWriterDone
 	if err := m.deleteTails(ctx); err != nil {
 		return opError("abort", m.st.Key, err)
 	}
@@ -453,9 +438,10 @@ func copySource(bucket, key string) string {
 	return bucket + "/" + strings.Join(segs, "/")
 }
 
-// putMultipart finishes a Put whose body filled the first part buffer:
-// parts go up upload_concurrency at a time, each from its own buffer.
-func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
+// putMultipart finishes a Put whose body filled the first part buffer,
+// which it takes over: parts go up upload_concurrency at a time, each from
+// its own buffer.
+func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
 	objectKey := d.objectKey(key)
 	sse, kms := d.sse()
 	in := &s3.CreateMultipartUploadInput{
@@ -467,6 +453,7 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	}
 	created, err := d.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
+		d.putBuf(first)
 		return storage.Info{}, opError("put", key, err)
 	}
 	uploadID := aws.ToString(created.UploadId)
@@ -475,12 +462,15 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		mu    sync.Mutex
 		parts []types.CompletedPart
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.cfg.UploadConcurrency)
-	send := func(num int32, data []byte, release func()) {
-		g.Go(func() error {
-			defer release()
-			etag, err := d.uploadPart(gctx, objectKey, uploadID, num, data)
+	total, _, readErr, uploadErr := storage.PartUpload{
+		Concurrency: d.cfg.UploadConcurrency,
+		MaxParts:    MaxParts,
+		PartSize:    d.cfg.PartSize,
+		GetBuf:      d.getBuf,
+		PutBuf:      d.putBuf,
+		Send: func(ctx context.Context, i int, data []byte) error {
+			num := int32(i + 1)
+			etag, err := d.uploadPart(ctx, objectKey, uploadID, num, data)
 			if err != nil {
 				return err
 			}
@@ -488,42 +478,8 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
 			mu.Unlock()
 			return nil
-		})
-	}
-
-	total := int64(len(first))
-	num := int32(1)
-	send(num, first, func() {}) // the caller owns the first buffer
-	var readErr error
-	for gctx.Err() == nil {
-		bp := d.getBuf()
-		n, err := io.ReadFull(r, *bp)
-		if n == 0 {
-			d.putBuf(bp)
-		} else if num++; num > MaxParts {
-			d.putBuf(bp)
-			readErr = fmt.Errorf("object exceeds %d parts of %s", MaxParts, d.cfg.PartSize)
-			break
-		} else {
-			total += int64(n)
-			send(num, (*bp)[:n], func() { d.putBuf(bp) })
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-	}
-	uploadErr := g.Wait()
-	if err := ctx.Err(); err != nil {
-		// Cancellation explains whatever else went wrong.
-		readErr, uploadErr = nil, err
-	}
-	if readErr == nil && uploadErr == nil && opts.Size >= 0 && total != opts.Size {
-		readErr = fmt.Errorf("body is %d bytes, size says %d", total, opts.Size)
-	}
+		},
+	}.Run(ctx, first, r, opts.Size)
 	if readErr != nil || uploadErr != nil {
 		// Abort even if ctx is done, or the parts linger until a
 		// lifecycle rule reaps them.

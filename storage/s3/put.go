@@ -3,8 +3,6 @@ package s3
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,23 +45,11 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	}
 
 	buf := d.getBuf()
-	defer d.putBuf(buf)
-	var n int
-	var err error
-	if opts.Size >= 0 && opts.Size <= int64(len(*buf)) {
-		n, err = readExactly(r, (*buf)[:opts.Size])
-	} else {
-		n, err = io.ReadFull(r, *buf)
-		if err == nil {
-			return d.putMultipart(ctx, key, r, *buf, opts, conditional)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = nil
-		}
-		if err == nil && opts.Size >= 0 && int64(n) != opts.Size {
-			err = fmt.Errorf("body is %d bytes, size says %d", n, opts.Size)
-		}
+	n, more, err := storage.FillBuffer(r, *buf, opts.Size)
+	if more {
+		return d.putMultipart(ctx, key, r, buf, opts, conditional)
 	}
+	defer d.putBuf(buf)
 	if err != nil {
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
 	}
@@ -91,22 +77,6 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 	return storage.Info{Key: key, Size: int64(n), ModTime: responseTime(out.ResultMetadata), ETag: trimETag(out.ETag)}, nil
 }
 
-// readExactly fills p from r and fails if r has fewer or more bytes.
-func readExactly(r io.Reader, p []byte) (int, error) {
-	n, err := io.ReadFull(r, p)
-	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, fmt.Errorf("body ended after %d bytes, size says %d", n, len(p))
-		}
-		return n, err
-	}
-	var one [1]byte
-	if m, _ := io.ReadFull(r, one[:]); m > 0 {
-		return n, fmt.Errorf("body is longer than size %d", len(p))
-	}
-	return n, nil
-}
-
 // responseTime is the server's Date header, the closest thing to the new
 // object's modification time a write answer carries; it saves a HEAD.
 func responseTime(md middleware.Metadata) time.Time {
@@ -116,13 +86,6 @@ func responseTime(md middleware.Metadata) time.Time {
 		}
 	}
 	return time.Now().UTC()
-}
-
-// randomID names upload and probe objects.
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // conditionalWrites reports whether the server honours If-None-Match on
@@ -139,7 +102,7 @@ func (d *Driver) conditionalWrites(ctx context.Context) (bool, error) {
 	if d.cond != condUnknown {
 		return d.cond == condSupported, nil
 	}
-	key := d.root + internalDir + "probe/" + randomID()
+	key := d.root + storage.InternalDir + "probe/" + storage.NewWriteID()
 	sse, kms := d.sse() // a bucket policy may demand it on every write
 	put := func() error {
 		_, err := d.client.PutObject(ctx, &s3.PutObjectInput{

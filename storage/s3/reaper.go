@@ -49,7 +49,7 @@ func (d *Driver) staleTails(ctx context.Context, cutoff time.Time) ([]string, er
 	var token *string
 	for {
 		out, err := d.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-			Bucket: &d.cfg.Bucket, Prefix: aws.String(d.root + internalDir + "uploads/"), ContinuationToken: token,
+			Bucket: &d.cfg.Bucket, Prefix: aws.String(d.root + storage.InternalDir + "uploads/"), ContinuationToken: token,
 		})
 		if err != nil {
 			return nil, opError("abort-stale", "", err)

@@ -11,7 +11,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,9 +38,6 @@ import (
 // smallBufSize is the buffer of appends small enough to stay in the tail;
 // below MinPartSize, so a small append is never a part by itself.
 const smallBufSize = 1 << 20
-
-// internalDir holds the driver's own objects, below the root directory.
-const internalDir = "_stratus/"
 
 // maxListKeys is S3's page size limit.
 const maxListKeys = 1000
@@ -188,16 +184,7 @@ func (d *Driver) Close() error {
 func (d *Driver) objectKey(key string) string { return d.root + key }
 
 // checkKey rejects invalid keys and the driver's own namespace.
-func (d *Driver) checkKey(op, key string) error {
-	if err := storage.CheckKey(driverName, op, key); err != nil {
-		return err
-	}
-	if strings.HasPrefix(key, internalDir) {
-		return &storage.OpError{Op: op, Driver: driverName, Key: key,
-			Err: fmt.Errorf("%w: %s is reserved for the s3 driver", storage.ErrInvalidKey, internalDir)}
-	}
-	return nil
-}
+func (d *Driver) checkKey(op, key string) error { return storage.CheckDriverKey(driverName, op, key) }
 
 func (d *Driver) getBuf() *[]byte  { return d.bufs.Get().(*[]byte) }
 func (d *Driver) putBuf(b *[]byte) { d.bufs.Put(b) }
@@ -238,80 +225,34 @@ func (d *Driver) Reader(ctx context.Context, key string, offset, length int64) (
 	if err := d.checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 {
-		return nil, &storage.OpError{Op: "read", Driver: driverName, Key: key, Err: fmt.Errorf("%w: negative offset %d", storage.ErrInvalidRange, offset)}
-	}
-	if length == 0 {
-		// Nothing to read, but a missing key or a bad offset must still
-		// be reported.
-		info, err := d.Stat(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if offset > info.Size {
-			return nil, d.rangeError(key, offset, info.Size)
-		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-
-	in := &s3.GetObjectInput{Bucket: &d.cfg.Bucket, Key: aws.String(d.objectKey(key))}
-	switch {
-	case length > 0:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
-	case offset > 0:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	}
-	// Without a range an empty object reads fine; with one S3 answers 416
-	// when the range starts at the end, so that case is resolved below.
-	out, err := d.client.GetObject(ctx, in)
-	if err != nil {
-		err = opError("read", key, err)
-		if !errors.Is(err, storage.ErrInvalidRange) {
-			return nil, err
-		}
-		info, serr := d.Stat(ctx, key)
-		if serr != nil {
-			return nil, serr
-		}
-		if offset == info.Size {
-			return io.NopCloser(bytes.NewReader(nil)), nil
-		}
-		return nil, d.rangeError(key, offset, info.Size)
-	}
-	return &bodyReader{body: out.Body, key: key}, nil
+	return storage.OpenRange(ctx, storage.RangeRead{
+		Driver: driverName, Key: key,
+		Stat: func(ctx context.Context) (storage.Info, error) { return d.Stat(ctx, key) },
+		Open: func(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+			in := &s3.GetObjectInput{Bucket: &d.cfg.Bucket, Key: aws.String(d.objectKey(key))}
+			if length > 0 {
+				in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+			} else if offset > 0 {
+				in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+			}
+			// Without a range an empty object reads fine; with one S3
+			// answers 416 when the range starts at the end, which
+			// OpenRange resolves.
+			out, err := d.client.GetObject(ctx, in)
+			if err != nil {
+				return nil, opError("read", key, err)
+			}
+			return storage.ClassifyBody(out.Body, func(err error) error { return opError("read", key, err) }), nil
+		},
+	}, offset, length)
 }
-
-func (d *Driver) rangeError(key string, offset, size int64) error {
-	return &storage.OpError{Op: "read", Driver: driverName, Key: key,
-		Err: fmt.Errorf("%w: offset %d past size %d", storage.ErrInvalidRange, offset, size)}
-}
-
-// bodyReader marks a body that breaks off mid-stream as transient, so that
-// the caller can tell a dropped connection from a bad object.
-type bodyReader struct {
-	body io.ReadCloser
-	key  string
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if err != nil && err != io.EOF {
-		err = opError("read", b.key, err)
-	}
-	return n, err
-}
-
-func (b *bodyReader) Close() error { return b.body.Close() }
 
 // List implements storage.Driver.
 func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int) (storage.ListPage, error) {
-	if !possiblePrefix(prefix) {
-		// No valid key starts with it; some servers reject it outright.
+	if !storage.PossiblePrefix(prefix) {
 		return storage.ListPage{}, nil
 	}
-	if limit <= 0 || limit > maxListKeys {
-		limit = maxListKeys
-	}
+	limit = storage.PageLimit(limit, maxListKeys, maxListKeys)
 	in := &s3.ListObjectsV2Input{
 		Bucket:  &d.cfg.Bucket,
 		Prefix:  aws.String(d.objectKey(prefix)),
@@ -328,7 +269,7 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 		}
 		for _, o := range out.Contents {
 			key := strings.TrimPrefix(aws.ToString(o.Key), d.root)
-			if strings.HasPrefix(key, internalDir) {
+			if strings.HasPrefix(key, storage.InternalDir) {
 				continue
 			}
 			page.Objects = append(page.Objects, storage.Info{
@@ -346,16 +287,6 @@ func (d *Driver) List(ctx context.Context, prefix, startAfter string, limit int)
 		}
 		in.ContinuationToken = out.NextContinuationToken
 	}
-}
-
-// possiblePrefix reports whether some valid key could start with prefix:
-// every segment it completes must be a valid one.
-func possiblePrefix(prefix string) bool {
-	i := strings.LastIndexByte(prefix, '/')
-	if i < 0 {
-		return true
-	}
-	return storage.ValidKey(prefix[:i])
 }
 
 // Delete implements storage.Driver.
@@ -376,14 +307,9 @@ func (d *Driver) deleteObject(ctx context.Context, op, key, objectKey string) er
 
 // DeleteBatch implements storage.Driver.
 func (d *Driver) DeleteBatch(ctx context.Context, keys []string) error {
-	for _, k := range keys {
-		if err := d.checkKey("delete", k); err != nil {
-			return err
-		}
-	}
-	objectKeys := make([]string, len(keys))
-	for i, k := range keys {
-		objectKeys[i] = d.objectKey(k)
+	objectKeys, err := storage.StoreKeys(driverName, "delete", keys, d.objectKey)
+	if err != nil {
+		return err
 	}
 	return d.deleteObjects(ctx, objectKeys)
 }

@@ -1,23 +1,33 @@
-package registry
+package content
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"net/http"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Manifest media types Stratus accepts.
+// Manifest media types Stratus accepts. The OCI ones come from image-spec;
+// the Docker schema2 ones are Stratus's own constants because image-spec
+// does not define them (they belong to Docker's distribution format, which
+// clients still push).
 const (
-	mtOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
-	mtOCIIndex       = "application/vnd.oci.image.index.v1+json"
-	mtDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mtDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeOCIManifest    = v1.MediaTypeImageManifest
+	MediaTypeOCIIndex       = v1.MediaTypeImageIndex
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+const (
+	mtOCIManifest    = MediaTypeOCIManifest
+	mtOCIIndex       = MediaTypeOCIIndex
+	mtDockerManifest = MediaTypeDockerManifest
+	mtDockerList     = MediaTypeDockerList
 )
 
 // manifestKinds maps each accepted media type to whether it is an index.
@@ -28,17 +38,17 @@ var manifestKinds = map[string]bool{
 	mtDockerList:     true,
 }
 
-// descriptor is the subset of an OCI descriptor Stratus reads.
-type descriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       string            `json:"digest"`
-	Size         int64             `json:"size"`
-	URLs         []string          `json:"urls,omitempty"`
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-}
+// descriptor is image-spec's descriptor; Docker schema2 descriptors have
+// the same fields.
+type descriptor = v1.Descriptor
 
-// manifestDoc is the union of the image manifest and index shapes.
+// manifestDoc is the union of the image manifest (v1.Manifest) and index
+// (v1.Index) shapes, with image-spec's descriptor type. It is not one of
+// image-spec's types because one decode must tell which shape a body has
+// and whether a field is absent or empty: v1.Manifest's config is a value
+// (absent reads as empty) and schemaVersion an int (absent reads as 0),
+// while the validation below must refuse an index with a config, an image
+// without one, and a missing schemaVersion.
 type manifestDoc struct {
 	SchemaVersion *int              `json:"schemaVersion"`
 	MediaType     string            `json:"mediaType"`
@@ -50,25 +60,25 @@ type manifestDoc struct {
 	Annotations   map[string]string `json:"annotations"`
 }
 
-// reference is a digest a manifest needs in its repository.
-type reference struct {
-	Digest   Digest
+// Ref is a digest a manifest needs in its repository.
+type Ref struct {
+	Digest   digest.Digest
 	Size     int64
 	Manifest bool   // a child manifest of an index, not a blob
 	Where    string // the descriptor's place in the manifest, for messages
 }
 
-// parsedManifest is a validated manifest.
-type parsedManifest struct {
+// Parsed is a validated manifest.
+type Parsed struct {
 	MediaType    string
 	ArtifactType string // for the referrers API
 	Annotations  map[string]string
-	Subject      *Digest
-	Refs         []reference
-	// rawAnnotations is the manifest's annotations object exactly as
-	// pushed (set by parseNewManifest): the referrer record repeats it
+	Subject      *digest.Digest
+	Refs         []Ref
+	// RawAnnotations is the manifest's annotations object exactly as
+	// pushed (set by ParseNewManifest): the referrer record repeats it
 	// verbatim, so the record is never larger than the manifest.
-	rawAnnotations json.RawMessage
+	RawAnnotations json.RawMessage
 }
 
 // maxArtifactTypeLen bounds artifactType (or the config media type standing
@@ -76,18 +86,18 @@ type parsedManifest struct {
 // §4.2). It bounds the one field a referrer record re-encodes.
 const maxArtifactTypeLen = 255
 
-func errManifestInvalid(format string, args ...any) *apiError {
-	return newError(http.StatusBadRequest, codeManifestInvalid, format, args...)
+func errManifestInvalid(format string, args ...any) error {
+	return &ManifestInvalidError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// parseManifest validates a manifest body against the Content-Type it was
+// ParseManifest validates a manifest body against the Content-Type it was
 // pushed with. It never trusts the body further than it checks it: every
 // descriptor's digest is parsed, sizes are non-negative, and the media type
 // in the body (if any) must agree with the header.
 //
-// parseManifest is also how stored manifests are read back (GC, delete), so
-// it accepts whatever was ever accepted; pushes go through parseNewManifest.
-func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
+// ParseManifest is also how stored manifests are read back (GC, delete), so
+// it accepts whatever was ever accepted; pushes go through ParseNewManifest.
+func ParseManifest(contentType string, body []byte) (*Parsed, error) {
 	var doc manifestDoc
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&doc); err != nil {
@@ -132,7 +142,7 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 	if strings.HasPrefix(mt, "application/vnd.docker.") && doc.MediaType == "" {
 		return nil, errManifestInvalid("a Docker schema2 manifest must carry its mediaType")
 	}
-	pm := &parsedManifest{MediaType: mt, ArtifactType: doc.ArtifactType, Annotations: doc.Annotations}
+	pm := &Parsed{MediaType: mt, ArtifactType: doc.ArtifactType, Annotations: doc.Annotations}
 	var err error
 	if isIndex {
 		err = doc.indexRefs(pm)
@@ -153,7 +163,7 @@ func parseManifest(contentType string, body []byte) (*parsedManifest, error) {
 }
 
 // indexRefs adds the child manifests of an index to pm.Refs.
-func (doc *manifestDoc) indexRefs(pm *parsedManifest) error {
+func (doc *manifestDoc) indexRefs(pm *Parsed) error {
 	if doc.Config != nil || doc.Layers != nil {
 		return errManifestInvalid("an index must not have config or layers")
 	}
@@ -166,14 +176,14 @@ func (doc *manifestDoc) indexRefs(pm *parsedManifest) error {
 		if err != nil {
 			return err
 		}
-		pm.Refs = append(pm.Refs, reference{Digest: d, Size: c.Size, Manifest: true, Where: where})
+		pm.Refs = append(pm.Refs, Ref{Digest: d, Size: c.Size, Manifest: true, Where: where})
 	}
 	return nil
 }
 
 // imageRefs adds the config and layers of an image manifest to pm.Refs
 // and defaults the artifact type to the config's media type.
-func (doc *manifestDoc) imageRefs(pm *parsedManifest) error {
+func (doc *manifestDoc) imageRefs(pm *Parsed) error {
 	if doc.Manifests != nil {
 		return errManifestInvalid("an image manifest must not have a manifests array")
 	}
@@ -184,7 +194,7 @@ func (doc *manifestDoc) imageRefs(pm *parsedManifest) error {
 	if err != nil {
 		return err
 	}
-	pm.Refs = append(pm.Refs, reference{Digest: d, Size: doc.Config.Size, Where: "config"})
+	pm.Refs = append(pm.Refs, Ref{Digest: d, Size: doc.Config.Size, Where: "config"})
 	if pm.ArtifactType == "" {
 		pm.ArtifactType = doc.Config.MediaType
 	}
@@ -197,24 +207,24 @@ func (doc *manifestDoc) imageRefs(pm *parsedManifest) error {
 		if foreignLayer(l) {
 			continue // its bytes live elsewhere by design
 		}
-		pm.Refs = append(pm.Refs, reference{Digest: d, Size: l.Size, Where: where})
+		pm.Refs = append(pm.Refs, Ref{Digest: d, Size: l.Size, Where: where})
 	}
 	return nil
 }
 
-// parseNewManifest is parseManifest for a manifest being pushed: it first
+// ParseNewManifest is ParseManifest for a manifest being pushed: it first
 // refuses bodies that parsers read differently (duplicate keys, keys that
 // match the spec's only case-insensitively; see checkJSONKeys). The stricter
 // check is not applied to stored manifests: one pushed before it existed
 // must still be read by GC, or the blobs it uses would look unreferenced.
-func parseNewManifest(contentType string, body []byte) (*parsedManifest, error) {
+func ParseNewManifest(contentType string, body []byte) (*Parsed, error) {
 	if err := checkJSONKeys(body); err != nil {
 		if errors.Is(err, errJSONKey) {
 			return nil, errManifestInvalid("%v", err)
 		}
 		return nil, errManifestInvalid("manifest is not valid JSON: %v", err)
 	}
-	pm, err := parseManifest(contentType, body)
+	pm, err := ParseManifest(contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -228,21 +238,21 @@ func parseNewManifest(contentType string, body []byte) (*parsedManifest, error) 
 		return nil, errManifestInvalid("manifest is not valid JSON: %v", err)
 	}
 	if len(pm.Annotations) > 0 {
-		pm.rawAnnotations = raw.Annotations
+		pm.RawAnnotations = raw.Annotations
 	}
 	return pm, nil
 }
 
-func checkDescriptor(desc descriptor, where string) (Digest, error) {
-	d, err := ParseDigest(desc.Digest)
+func checkDescriptor(desc descriptor, where string) (digest.Digest, error) {
+	d, err := ParseDigest(desc.Digest.String())
 	if err != nil {
-		return Digest{}, errManifestInvalid("%s: %v", where, err)
+		return "", errManifestInvalid("%s: %v", where, err)
 	}
 	if desc.Size < 0 {
-		return Digest{}, errManifestInvalid("%s: negative size", where)
+		return "", errManifestInvalid("%s: negative size", where)
 	}
 	if desc.MediaType == "" {
-		return Digest{}, errManifestInvalid("%s: mediaType is required", where)
+		return "", errManifestInvalid("%s: mediaType is required", where)
 	}
 	return d, nil
 }
@@ -253,47 +263,6 @@ func foreignLayer(l descriptor) bool {
 	return len(l.URLs) > 0 ||
 		strings.Contains(l.MediaType, ".nondistributable.") ||
 		strings.HasPrefix(l.MediaType, "application/vnd.docker.image.rootfs.foreign.")
-}
-
-// storedManifest is the object at repos/<name>/_manifests/<alg>/<hex>: the
-// media type on the first line, then the manifest exactly as pushed. One
-// object keeps a manifest GET to one read.
-func encodeStoredManifest(mediaType string, body []byte) []byte {
-	out := make([]byte, 0, len(mediaType)+1+len(body))
-	out = append(out, mediaType...)
-	out = append(out, '\n')
-	return append(out, body...)
-}
-
-// maxMediaTypeLine bounds the first line of a stored manifest: media types
-// are at most 255 characters (RFC 6838 §4.2), and Stratus stores only the
-// few it accepts.
-const maxMediaTypeLine = 256
-
-// storedManifestSize returns the size of the manifest body stored at key
-// (as pushed, without the media type line) from a Stat and a read of the
-// first line, so checking an index's children never reads their bodies.
-// Manifest keys are content-addressed: the object cannot change between
-// the two calls, only disappear (ErrNotFound).
-func (g *Registry) storedManifestSize(ctx context.Context, key string) (int64, error) {
-	info, err := g.store.Stat(ctx, key)
-	if err != nil {
-		return 0, err
-	}
-	rc, err := g.store.Reader(ctx, key, 0, min(info.Size, maxMediaTypeLine))
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	head, err := io.ReadAll(io.LimitReader(rc, maxMediaTypeLine))
-	if err != nil {
-		return 0, fmt.Errorf("read the media type line of %s: %w", key, err)
-	}
-	i := bytes.IndexByte(head, '\n')
-	if i <= 0 {
-		return 0, fmt.Errorf("stored manifest %s has no media type line", key)
-	}
-	return info.Size - int64(i) - 1, nil
 }
 
 func decodeStoredManifest(b []byte) (mediaType string, body []byte, err error) {

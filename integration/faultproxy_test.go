@@ -21,132 +21,24 @@ import (
 	"time"
 )
 
-// s3Op is one S3 operation of the ones the s3 driver sends, as the fault
-// proxy recognises it from method, path, query and headers.
-type s3Op int
-
-const (
-	opPutObject s3Op = iota
-	opPutObjectCreateOnly
-	opUploadPart
-	opUploadPartCopy
-	opCreateMultipartUpload
-	opCompleteMultipartUpload
-	opAbortMultipartUpload
-	opDeleteObject
-	opDeleteObjects
-	opGetObject
-	opHeadObject
-	opListObjectsV2
-	opListParts
-	opOther // bucket-level calls, CopyObject, anything else
-	numS3Ops
-)
-
-var s3OpNames = [numS3Ops]string{
-	"PutObject", "PutObject(If-None-Match)", "UploadPart", "UploadPartCopy",
-	"CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload",
-	"DeleteObject", "DeleteObjects", "GetObject", "HeadObject", "ListObjectsV2",
-	"ListParts", "other",
-}
-
-func (o s3Op) String() string { return s3OpNames[o] }
-
-// allS3Ops are the operations the driver uses (opOther excluded).
-func allS3Ops() []s3Op {
-	ops := make([]s3Op, 0, numS3Ops-1)
-	for o := range opOther {
-		ops = append(ops, o)
-	}
-	return ops
-}
-
-// classifyS3 tells which operation a path-style S3 request is.
-func classifyS3(r *http.Request) s3Op {
-	q := r.URL.Query()
-	p := strings.TrimPrefix(r.URL.Path, "/")
-	i := strings.IndexByte(p, '/')
-	hasKey := i >= 0 && i < len(p)-1 // "/bucket/key", not "/bucket" or "/bucket/"
-	upload := q.Has("uploadId")
-	switch r.Method {
-	case http.MethodPut:
-		copySrc := r.Header.Get("X-Amz-Copy-Source") != ""
-		switch {
-		case !hasKey:
-			return opOther
-		case upload && q.Has("partNumber") && copySrc:
-			return opUploadPartCopy
-		case upload && q.Has("partNumber"):
-			return opUploadPart
-		case copySrc:
-			return opOther // CopyObject: the driver never sends it
-		case r.Header.Get("If-None-Match") == "*":
-			return opPutObjectCreateOnly
-		}
-		return opPutObject
-	case http.MethodPost:
-		switch {
-		case q.Has("delete") && !hasKey:
-			return opDeleteObjects
-		case q.Has("uploads") && hasKey:
-			return opCreateMultipartUpload
-		case upload && hasKey:
-			return opCompleteMultipartUpload
-		}
-	case http.MethodDelete:
-		switch {
-		case hasKey && upload:
-			return opAbortMultipartUpload
-		case hasKey:
-			return opDeleteObject
-		}
-	case http.MethodGet:
-		switch {
-		case hasKey && upload:
-			return opListParts
-		case !hasKey && q.Get("list-type") == "2":
-			return opListObjectsV2
-		case hasKey:
-			return opGetObject
-		}
-	case http.MethodHead:
-		if hasKey {
-			return opHeadObject
-		}
-	}
-	return opOther
-}
-
-// sdkOpNames is what aws-sdk-go-v2 puts in its x-id query parameter for
-// each operation, when it sends one; the proxy checks its own reading of
-// the request against it.
-var sdkOpNames = map[string][]s3Op{
-	"PutObject":               {opPutObject, opPutObjectCreateOnly},
-	"UploadPart":              {opUploadPart},
-	"UploadPartCopy":          {opUploadPartCopy},
-	"CreateMultipartUpload":   {opCreateMultipartUpload},
-	"CompleteMultipartUpload": {opCompleteMultipartUpload},
-	"AbortMultipartUpload":    {opAbortMultipartUpload},
-	"DeleteObject":            {opDeleteObject},
-	"DeleteObjects":           {opDeleteObjects},
-	"GetObject":               {opGetObject},
-	"HeadObject":              {opHeadObject},
-	"ListObjectsV2":           {opListObjectsV2},
-	"ListParts":               {opListParts},
-}
+// storeOp is one operation of a store's API, as a storeDialect recognises
+// it; the numbers are indexes into the dialect's ops.
+type storeOp int
 
 // faultKind is one way the proxy misbehaves.
 type faultKind int
 
 const (
-	// faultBefore answers 503 SlowDown without forwarding: nothing applied.
+	// faultBefore answers the store's throttling error (S3's 503
+	// SlowDown, Azure's 503 ServerBusy, GCS's 429 rateLimitExceeded)
+	// without forwarding: nothing applied.
 	faultBefore faultKind = iota
 	// faultAfter forwards the request, lets the store apply it and read
 	// its whole answer, then resets the client's connection (TCP RST), so
 	// the client never learns that the request succeeded.
 	faultAfter
-	// faultTruncate (GetObject only) forwards the request, sends the
-	// answer's headers and half its body, then resets the connection.
+	// faultTruncate forwards the request, sends the answer's headers and
+	// half its body, then resets the connection.
 	faultTruncate
 	// faultReset resets the connection without forwarding.
 	faultReset
@@ -156,13 +48,13 @@ const (
 	faultNone faultKind = -1
 )
 
-var faultKindNames = [numFaultKinds]string{"before(503)", "after(RST)", "truncate", "reset", "lag"}
+var faultKindNames = [numFaultKinds]string{"before(throttled)", "after(RST)", "truncate", "reset", "lag"}
 
 func (k faultKind) String() string { return faultKindNames[k] }
 
 // faultPlan says, per operation, how likely each fault is.
 type faultPlan struct {
-	rates [numS3Ops][numFaultKinds]float64
+	rates map[storeOp][numFaultKinds]float64
 	// forceAfter, if > 0, injects a fault kind that has a rate but has not
 	// happened yet on the forceAfter-th request of an operation (and on
 	// every later one until it does), so that a short run cannot miss a
@@ -172,31 +64,51 @@ type faultPlan struct {
 }
 
 // set gives kind the rate p on each of ops.
-func (p *faultPlan) set(kind faultKind, rate float64, ops ...s3Op) {
+func (p *faultPlan) set(kind faultKind, rate float64, ops ...storeOp) {
+	if p.rates == nil {
+		p.rates = map[storeOp][numFaultKinds]float64{}
+	}
 	for _, o := range ops {
-		p.rates[o][kind] = rate
+		r := p.rates[o]
+		r[kind] = rate
+		p.rates[o] = r
 	}
 }
 
-// s3FaultProxy sits between stratus and MinIO and, while enabled, injects
-// the faults of its plan. Its decisions are a pure function of the seed:
-// each operation draws from its own PCG stream, so the n-th request of an
+// planned reports whether the plan gives kind a rate on any operation.
+func (p *faultPlan) planned(kind faultKind) bool {
+	for _, r := range p.rates {
+		if r[kind] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// faultProxy sits between stratus and a store's emulator and, while
+// enabled, injects the faults of its plan; while refusing, it answers
+// every request with one store error instead. What it knows of the store
+// is its dialect. Its decisions are a pure function of the seed: each
+// operation draws from its own PCG stream, so the n-th request of an
 // operation gets the same decision in every run with that seed (which
 // request is n-th still depends on scheduling).
-type s3FaultProxy struct {
-	URL     string
+type faultProxy struct {
+	URL     string // the store's endpoint, through the proxy
 	enabled atomic.Bool
+	refusal atomic.Pointer[refusalCase] // nil: none
+	refused atomic.Int64
 
+	dialect   storeDialect
 	plan      faultPlan
 	upstream  *url.URL
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 
 	mu         sync.Mutex
-	rngs       [numS3Ops]*rand.Rand
-	seen       [numS3Ops]int64 // requests while enabled
-	injected   [numS3Ops][numFaultKinds]int64
-	mismatches []string // classifications that disagree with the SDK's x-id
+	rngs       []*rand.Rand
+	seen       []int64 // requests while enabled, by operation
+	injected   [][numFaultKinds]int64
+	mismatches []string // classifications that disagree with the client's own name
 	errs       []string // the proxy's own failures
 }
 
@@ -217,17 +129,23 @@ func faultSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// newS3FaultProxy starts a proxy to the S3 server at target, disabled.
-func newS3FaultProxy(t *testing.T, target string, seed uint64, plan faultPlan) *s3FaultProxy {
+// newFaultProxy starts a proxy, disabled, to the store that d speaks at
+// target (a base URL; its path is kept in URL, not forwarded twice).
+func newFaultProxy(t *testing.T, d storeDialect, target string, seed uint64, plan faultPlan) *faultProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &s3FaultProxy{
+	n := len(d.ops)
+	f := &faultProxy{
+		dialect:   d,
 		plan:      plan,
-		upstream:  u,
+		upstream:  &url.URL{Scheme: u.Scheme, Host: u.Host},
 		transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
+		rngs:      make([]*rand.Rand, n),
+		seen:      make([]int64, n),
+		injected:  make([][numFaultKinds]int64, n),
 	}
 	for o := range f.rngs {
 		f.rngs[o] = rand.New(rand.NewPCG(seed, uint64(o)))
@@ -235,14 +153,15 @@ func newS3FaultProxy(t *testing.T, target string, seed uint64, plan faultPlan) *
 	f.rp = &httputil.ReverseProxy{
 		Transport: f.transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			// Keep the Host header the client signed (SigV4 covers it).
-			pr.Out.Host = pr.In.Host
+			pr.SetURL(f.upstream)
+			if d.keepHost {
+				pr.Out.Host = pr.In.Host
+			}
 		},
 	}
 	f.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		// stratus cancels requests (a failed part stops its siblings);
-		// any other failure to reach MinIO is the proxy's own.
+		// any other failure to reach the store is the proxy's own.
 		if !errors.Is(err, context.Canceled) {
 			f.fail("%s %s: forwarding: %v", r.Method, r.URL, err)
 		}
@@ -253,13 +172,29 @@ func newS3FaultProxy(t *testing.T, target string, seed uint64, plan faultPlan) *
 		srv.Close()
 		f.transport.CloseIdleConnections()
 	})
-	f.URL = srv.URL
+	f.URL = srv.URL + u.Path
 	return f
 }
 
-func (f *s3FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := classifyS3(r)
-	f.checkSDKName(op, r)
+// refuse answers every request from now on with the store's error c
+// (status and code); nil ends it.
+func (f *faultProxy) refuse(c *refusalCase) { f.refusal.Store(c) }
+
+func (f *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c := f.refusal.Load(); c != nil {
+		f.refused.Add(1)
+		io.Copy(io.Discard, r.Body)
+		f.dialect.refuse(w, c.status, c.code)
+		return
+	}
+	op := f.dialect.classify(r)
+	if f.dialect.crossCheck != nil {
+		if m := f.dialect.crossCheck(r, op); m != "" {
+			f.mu.Lock()
+			f.mismatches = append(f.mismatches, m)
+			f.mu.Unlock()
+		}
+	}
 	kind := faultNone
 	if f.enabled.Load() {
 		kind = f.decide(op)
@@ -267,9 +202,7 @@ func (f *s3FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch kind {
 	case faultBefore:
 		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>`)
+		f.dialect.refuse(w, f.dialect.throttle.status, f.dialect.throttle.code)
 		f.count(op, kind)
 	case faultReset:
 		if f.reset(w) {
@@ -289,11 +222,11 @@ func (f *s3FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decide draws the fault for the next request of op.
-func (f *s3FaultProxy) decide(op s3Op) faultKind {
+func (f *faultProxy) decide(op storeOp) faultKind {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seen[op]++
-	rates := &f.plan.rates[op]
+	rates := f.plan.rates[op]
 	p := f.rngs[op].Float64()
 	for k := range numFaultKinds {
 		if p < rates[k] {
@@ -311,40 +244,27 @@ func (f *s3FaultProxy) decide(op s3Op) faultKind {
 	return faultNone
 }
 
-func (f *s3FaultProxy) count(op s3Op, kind faultKind) {
+func (f *faultProxy) count(op storeOp, kind faultKind) {
 	f.mu.Lock()
 	f.injected[op][kind]++
 	f.mu.Unlock()
 }
 
-func (f *s3FaultProxy) fail(format string, args ...any) {
+func (f *faultProxy) fail(format string, args ...any) {
 	f.mu.Lock()
 	f.errs = append(f.errs, fmt.Sprintf(format, args...))
 	f.mu.Unlock()
 }
 
-func (f *s3FaultProxy) checkSDKName(op s3Op, r *http.Request) {
-	xid := r.URL.Query().Get("x-id")
-	want, known := sdkOpNames[xid]
-	if xid == "" || !known && op == opOther {
-		return
-	}
-	for _, o := range want {
-		if o == op {
-			return
-		}
-	}
-	f.mu.Lock()
-	f.mismatches = append(f.mismatches, fmt.Sprintf("%s %s: read as %s, the SDK says %s", r.Method, r.URL, op, xid))
-	f.mu.Unlock()
-}
-
 // forward sends r to the store as it came, body streamed.
-func (f *s3FaultProxy) forward(r *http.Request) (*http.Response, error) {
+func (f *faultProxy) forward(r *http.Request) (*http.Response, error) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = f.upstream.Scheme, f.upstream.Host
-	out.Host = r.Host
+	out.Host = ""
+	if f.dialect.keepHost {
+		out.Host = r.Host
+	}
 	if r.ContentLength == 0 {
 		out.Body = nil
 	}
@@ -353,7 +273,7 @@ func (f *s3FaultProxy) forward(r *http.Request) (*http.Response, error) {
 
 // applyThenDrop lets the store apply r in full, then resets the client's
 // connection instead of answering.
-func (f *s3FaultProxy) applyThenDrop(w http.ResponseWriter, r *http.Request, op s3Op) {
+func (f *faultProxy) applyThenDrop(w http.ResponseWriter, r *http.Request, op storeOp) {
 	resp, err := f.forward(r)
 	if err != nil {
 		f.rp.ErrorHandler(w, r, err)
@@ -368,7 +288,7 @@ func (f *s3FaultProxy) applyThenDrop(w http.ResponseWriter, r *http.Request, op 
 
 // truncate forwards r and cuts the answer's body in half. Answers without
 // a body to cut (errors, empty objects) pass unharmed and are not counted.
-func (f *s3FaultProxy) truncate(w http.ResponseWriter, r *http.Request, op s3Op) {
+func (f *faultProxy) truncate(w http.ResponseWriter, r *http.Request, op storeOp) {
 	resp, err := f.forward(r)
 	if err != nil {
 		f.rp.ErrorHandler(w, r, err)
@@ -384,7 +304,7 @@ func (f *s3FaultProxy) truncate(w http.ResponseWriter, r *http.Request, op s3Op)
 		return
 	}
 	if _, err := io.CopyN(w, resp.Body, resp.ContentLength/2); err != nil {
-		f.fail("%s: sending half a body: %v", op, err)
+		f.fail("%s: sending half a body: %v", f.opName(op), err)
 		return
 	}
 	w.(http.Flusher).Flush()
@@ -395,7 +315,7 @@ func (f *s3FaultProxy) truncate(w http.ResponseWriter, r *http.Request, op s3Op)
 
 // reset hijacks the client's connection and closes it with SO_LINGER 0,
 // which sends a TCP RST: the client sees "connection reset by peer".
-func (f *s3FaultProxy) reset(w http.ResponseWriter) bool {
+func (f *faultProxy) reset(w http.ResponseWriter) bool {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		f.fail("the response writer cannot be hijacked")
@@ -413,12 +333,14 @@ func (f *s3FaultProxy) reset(w http.ResponseWriter) bool {
 	return true
 }
 
+func (f *faultProxy) opName(op storeOp) string { return f.dialect.ops[op] }
+
 // injectedTotal is how many faults of kind were injected over all operations.
-func (f *s3FaultProxy) injectedTotal(kind faultKind) int64 {
+func (f *faultProxy) injectedTotal(kind faultKind) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var n int64
-	for o := range numS3Ops {
+	for o := range f.injected {
 		n += f.injected[o][kind]
 	}
 	return n
@@ -426,18 +348,18 @@ func (f *s3FaultProxy) injectedTotal(kind faultKind) int64 {
 
 // uncovered lists each of ops that was never requested, and each fault
 // with a rate in the plan that never happened on its operation.
-func (f *s3FaultProxy) uncovered(ops []s3Op) []string {
+func (f *faultProxy) uncovered(ops []storeOp) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var miss []string
 	for _, o := range ops {
 		if f.seen[o] == 0 {
-			miss = append(miss, o.String()+": never requested while faults were on")
+			miss = append(miss, f.opName(o)+": never requested while faults were on")
 			continue
 		}
 		for k := range numFaultKinds {
 			if f.plan.rates[o][k] > 0 && f.injected[o][k] == 0 {
-				miss = append(miss, fmt.Sprintf("%s: no %s fault in %d requests", o, k, f.seen[o]))
+				miss = append(miss, fmt.Sprintf("%s: no %s fault in %d requests", f.opName(o), k, f.seen[o]))
 			}
 		}
 	}
@@ -445,14 +367,14 @@ func (f *s3FaultProxy) uncovered(ops []s3Op) []string {
 }
 
 // problems are the proxy's own failures and misread requests.
-func (f *s3FaultProxy) problems() []string {
+func (f *faultProxy) problems() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append(append([]string(nil), f.errs...), f.mismatches...)
 }
 
 // table renders requests and injected faults per operation and kind.
-func (f *s3FaultProxy) table() string {
+func (f *faultProxy) table() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var b strings.Builder
@@ -464,8 +386,8 @@ func (f *s3FaultProxy) table() string {
 	fmt.Fprintln(tw, "\t")
 	var total [numFaultKinds]int64
 	var requests int64
-	for o := range numS3Ops {
-		fmt.Fprintf(tw, "%s\t%d", o, f.seen[o])
+	for o := range f.seen {
+		fmt.Fprintf(tw, "%s\t%d", f.opName(storeOp(o)), f.seen[o])
 		requests += f.seen[o]
 		for k := range numFaultKinds {
 			fmt.Fprintf(tw, "\t%d", f.injected[o][k])

@@ -1,0 +1,53 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+)
+
+// Action is what a request does to a repository, in the terms of the
+// Docker token scopes ("repository:<name>:pull,push,delete").
+type Action string
+
+// The actions a route needs.
+const (
+	ActionPull    Action = "pull"
+	ActionPush    Action = "push"
+	ActionDelete  Action = "delete"
+	ActionCatalog Action = "catalog" // registry:catalog:*
+)
+
+// Access is what one request asks to do.
+type Access struct {
+	// Repository is empty for the catalog.
+	Repository string
+	Action     Action
+}
+
+// Authorizer decides a request before its handler runs. It returns nil to
+// allow, or an error answered as is: an *apiError with code UNAUTHORIZED
+// (with a WWW-Authenticate header) or DENIED. It is the hook point the
+// security work fills; until then every request is allowed.
+type Authorizer interface {
+	Authorize(ctx context.Context, r *http.Request, a Access) error
+}
+
+// allowAll is the Authorizer of a registry without auth.
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, *http.Request, Access) error { return nil }
+
+// accessFor is what a request to rt with method needs.
+func accessFor(rt route, method string) Access {
+	a := Access{Repository: rt.name, Action: ActionPull}
+	switch {
+	case rt.kind == routeCatalog:
+		a = Access{Action: ActionCatalog}
+	case method == http.MethodDelete && rt.kind != routeUpload:
+		a.Action = ActionDelete
+	case method == http.MethodPut, method == http.MethodPost, method == http.MethodPatch,
+		rt.kind == routeUpload:
+		a.Action = ActionPush
+	}
+	return a
+}

@@ -1,0 +1,208 @@
+package content
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stratus-registry/stratus/storage"
+)
+
+// What GC reads and deletes. GC decides what is live; the content store
+// knows where things are and which claim each deletion needs, so that the
+// claim scoping of docs/architecture.md ("Claims are scoped to what is
+// deleted") lives in one place:
+//   - LinkTarget claims the one link it removes;
+//   - ManifestTarget claims the repository's manifest key;
+//   - BlobTarget, which deletes the global record, claims the digest;
+//   - DataTarget claims the data key.
+
+// Entry is a listed object of the layout that names a digest.
+type Entry struct {
+	Digest  digest.Digest
+	ModTime time.Time
+}
+
+// EachManifest calls fn with the repository's manifests, a page at a time.
+func (r *Repository) EachManifest(ctx context.Context, fn func([]Entry) error) error {
+	return r.s.eachDigestPage(ctx, manifestsPrefix(r.name), fn)
+}
+
+// EachLink calls fn with the blobs the repository links, a page at a time.
+func (r *Repository) EachLink(ctx context.Context, fn func([]Entry) error) error {
+	return r.s.eachDigestPage(ctx, linksPrefix(r.name), fn)
+}
+
+func (s *Store) eachDigestPage(ctx context.Context, prefix string, fn func([]Entry) error) error {
+	return s.eachPage(ctx, prefix, func(objs []storage.Info) error {
+		page := make([]Entry, 0, len(objs))
+		for _, o := range objs {
+			if d, ok := digestFromKey(o.Key, prefix); ok {
+				page = append(page, Entry{Digest: d, ModTime: o.ModTime})
+			}
+		}
+		return fn(page)
+	})
+}
+
+// EachReferrer calls fn with every (subject, referrer) pair recorded in the
+// repository, from one listing of its referrers index.
+func (r *Repository) EachReferrer(ctx context.Context, fn func(subject, referrer digest.Digest)) error {
+	prefix := allReferrersPrefix(r.name)
+	return r.s.eachPage(ctx, prefix, func(objs []storage.Info) error {
+		for _, o := range objs {
+			if subj, ref, ok := referrerFromKey(strings.TrimPrefix(o.Key, prefix)); ok {
+				fn(subj, ref)
+			}
+		}
+		return nil
+	})
+}
+
+// EachBlob calls fn with the digests of all blob records, a page at a time
+// (Stat reads each record).
+func (s *Store) EachBlob(ctx context.Context, fn func([]Entry) error) error {
+	return s.eachPage(ctx, blobsPrefix, func(objs []storage.Info) error {
+		page := make([]Entry, 0, len(objs))
+		for _, o := range objs {
+			if d, ok := digestFromRecordKey(o.Key); ok {
+				page = append(page, Entry{Digest: d, ModTime: o.ModTime})
+			}
+		}
+		return fn(page)
+	})
+}
+
+// DataEntry is a listed upload data object.
+type DataEntry struct {
+	Ref     DataRef
+	ModTime time.Time
+}
+
+// EachData calls fn with every upload data object, a page at a time.
+func (s *Store) EachData(ctx context.Context, fn func([]DataEntry) error) error {
+	return s.eachPage(ctx, dataPrefix, func(objs []storage.Info) error {
+		page := make([]DataEntry, len(objs))
+		for i, o := range objs {
+			page[i] = DataEntry{Ref: DataRef(o.Key), ModTime: o.ModTime}
+		}
+		return fn(page)
+	})
+}
+
+// Target is one deletion and the claim it must hold.
+type Target struct {
+	Digest digest.Digest
+	claim  string
+	keys   []string
+}
+
+// ClaimKey is what the deletion claims (for logs and test hooks).
+func (t Target) ClaimKey() string { return t.claim }
+
+// LinkTarget unlinks d from this repository only.
+func (r *Repository) LinkTarget(d digest.Digest) Target {
+	k := LinkKey(r.name, d)
+	return Target{Digest: d, claim: k, keys: []string{k}}
+}
+
+// ManifestTarget deletes manifest d of this repository and its referrer
+// record (read from the manifest's subject, if it still parses).
+func (r *Repository) ManifestTarget(ctx context.Context, d digest.Digest) Target {
+	k := ManifestKey(r.name, d)
+	keys := []string{k}
+	if m, err := r.GetManifest(ctx, d); err == nil {
+		if pm, err := m.Parse(); err == nil && pm.Subject != nil {
+			keys = append([]string{ReferrerKey(r.name, *pm.Subject, d)}, keys...)
+		}
+	}
+	return Target{Digest: d, claim: k, keys: keys}
+}
+
+// BlobTarget deletes the global record of d (its data goes separately, by
+// DeleteData, after the record: a crash in between leaves an orphan, never
+// a record without bytes). Only this deletion claims the digest itself.
+func (s *Store) BlobTarget(d digest.Digest) Target {
+	return Target{Digest: d, claim: d.String(), keys: []string{BlobRecordKey(d)}}
+}
+
+// DataTarget deletes an orphaned upload data object.
+func (s *Store) DataTarget(ref DataRef) Target {
+	return Target{claim: string(ref), keys: []string{string(ref)}}
+}
+
+// Claim marks t's scope as being deleted unless it was pinned at or after
+// cutoff; it reports whether the claim was taken.
+func (s *Store) Claim(ctx context.Context, t Target, cutoff time.Time, ttl time.Duration) (bool, error) {
+	ok, err := s.pins.Claim(ctx, t.claim, cutoff, ttl)
+	if s.opts.Hooks != nil {
+		s.opts.Hooks.AfterClaim(t.claim, ok)
+	}
+	return ok, err
+}
+
+// Unclaim releases a claim (after deleting, or giving up).
+func (s *Store) Unclaim(ctx context.Context, t Target) error { return s.pins.Unclaim(ctx, t.claim) }
+
+// deleteBatch is how many objects one DeleteBatch removes.
+const deleteBatch = 500
+
+// Delete removes the objects of claimed targets, in batches.
+func (s *Store) Delete(ctx context.Context, ts []Target) error {
+	var keys []string
+	for _, t := range ts {
+		keys = append(keys, t.keys...)
+	}
+	return s.deleteKeys(ctx, keys)
+}
+
+// DeleteOne removes the objects of one claimed target.
+func (s *Store) DeleteOne(ctx context.Context, t Target) error {
+	for _, k := range t.keys {
+		if err := s.driver.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteData removes the data objects of deleted blob records.
+func (s *Store) DeleteData(ctx context.Context, refs []DataRef) error {
+	keys := make([]string, len(refs))
+	for i, r := range refs {
+		keys[i] = string(r)
+	}
+	return s.deleteKeys(ctx, keys)
+}
+
+func (s *Store) deleteKeys(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), deleteBatch)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.driver.DeleteBatch(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// SaveGCReport stores the report of the last GC pass.
+func (s *Store) SaveGCReport(ctx context.Context, report []byte) error {
+	_, err := s.driver.Put(ctx, gcReportKey, bytes.NewReader(report), storage.PutOptions{Size: int64(len(report)), ContentType: "application/json"})
+	return err
+}
+
+// maxGCReport bounds the report read back.
+const maxGCReport = 64 << 20
+
+// GCReport reads the report of the last GC pass; storage.ErrNotFound if
+// none ran.
+func (s *Store) GCReport(ctx context.Context) ([]byte, error) {
+	return storage.ReadAll(ctx, s.driver, gcReportKey, maxGCReport)
+}

@@ -1,0 +1,293 @@
+// Package gc is Stratus's online garbage collector (design.md §6,
+// docs/architecture.md "Garbage collection"). One pass, under a
+// cluster-wide lease:
+//
+//  1. per repository: mark the manifests reachable from tags (plus
+//     untagged ones per policy), take the closure over index children and
+//     referrers to the blobs they reference, then sweep unreachable
+//     manifests and links, and drop the repository when nothing is left;
+//  2. globally: blob records nobody marked, orphaned data objects, stale
+//     multipart writes.
+//
+// Every deletion goes through a claim of exactly what it removes (the
+// content store's Targets): the claim fails if a request pinned that scope
+// since markStart - grace, and a pin fails while the claim holds. So a
+// request either keeps the object alive or learns it is gone; it never
+// acknowledges something GC then removes. The collector reads and deletes
+// only through registry/content and builds no storage key.
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stratus-registry/stratus/locking"
+	"github.com/stratus-registry/stratus/registry/content"
+)
+
+// ErrRunning: another replica holds the GC lease.
+var ErrRunning = errors.New("gc: another garbage collection is running")
+
+const (
+	// LeaseKey is the cluster-wide lease one pass holds.
+	LeaseKey = "gc"
+	leaseTTL = 30 * time.Second
+	// claimTTL bounds how long a crashed collector's claims block pins.
+	claimTTL = 5 * time.Minute
+)
+
+// Locks is what the collector needs of the lock store: the lease, and the
+// session records (a data object whose upload session exists is kept).
+type Locks interface {
+	Acquire(ctx context.Context, key string, ttl time.Duration) (locking.Lease, error)
+	Renew(ctx context.Context, l locking.Lease, ttl time.Duration) (locking.Lease, error)
+	Release(ctx context.Context, l locking.Lease) error
+	Get(ctx context.Context, id string) ([]byte, error)
+}
+
+// clock is implemented by lock stores that can tell the shared time (Redis
+// TIME), so that every replica's pins and this pass's markStart compare on
+// one clock.
+type clock interface {
+	Now(ctx context.Context) (time.Time, error)
+}
+
+// Config is what a pass runs with (registry.gc and registry.upload_ttl).
+type Config struct {
+	Grace         time.Duration
+	Untagged      string // "keep" or "delete"
+	UntaggedAge   time.Duration
+	KeepReferrers bool
+	Concurrency   int
+	// Interval between background passes; 0: no background loop.
+	Interval time.Duration
+	// UploadTTL is how long an idle upload session lives.
+	UploadTTL time.Duration
+}
+
+// Collector runs passes over one content store.
+type Collector struct {
+	store  *content.Store
+	locks  Locks
+	cfg    Config
+	logger *slog.Logger
+	// onPass, if set, is told of every pass (metrics).
+	onPass func(*Report, error)
+}
+
+// New returns a collector. onPass may be nil.
+func New(store *content.Store, locks Locks, cfg Config, logger *slog.Logger, onPass func(*Report, error)) (*Collector, error) {
+	if store == nil || locks == nil {
+		return nil, errors.New("gc: a content store and a lock store are required")
+	}
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("gc: concurrency %d is below 1", cfg.Concurrency)
+	}
+	if cfg.Untagged != "keep" && cfg.Untagged != "delete" {
+		return nil, fmt.Errorf("gc: untagged policy %q is not keep or delete", cfg.Untagged)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Collector{store: store, locks: locks, cfg: cfg, logger: logger, onPass: onPass}, nil
+}
+
+// pass is the state of one GC pass.
+type pass struct {
+	*Collector
+	dryRun bool
+	// cutoff = markStart - grace: pins and writes after it protect.
+	markStart, cutoff time.Time
+
+	mu     sync.Mutex
+	report *Report
+	// lastProgress is when progress was last logged (long passes).
+	lastProgress time.Time
+	live         map[digest.Digest]struct{}   // blobs referenced by live manifests
+	liveData     map[content.DataRef]struct{} // data objects named by blob records
+}
+
+// Run runs one pass. With dryRun it deletes nothing and lists what it
+// would delete, and why.
+func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
+	ctx, release, err := c.holdLease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	now := time.Now()
+	if cl, ok := c.locks.(clock); ok {
+		if now, err = cl.Now(ctx); err != nil {
+			return nil, fmt.Errorf("gc clock: %w", err)
+		}
+	}
+	p := &pass{
+		Collector: c, dryRun: dryRun,
+		markStart: now, cutoff: now.Add(-c.cfg.Grace), lastProgress: time.Now(),
+		live: map[digest.Digest]struct{}{}, liveData: map[content.DataRef]struct{}{},
+		report: &Report{Started: now.UTC(), DryRun: dryRun, Policy: PolicyState{
+			GraceSeconds: c.cfg.Grace.Seconds(), Untagged: c.cfg.Untagged, KeepReferrers: c.cfg.KeepReferrers,
+		}},
+	}
+	c.logger.Info("gc: pass starting", "dry_run", dryRun, "grace", c.cfg.Grace, "untagged", c.cfg.Untagged)
+	runErr := p.run(ctx)
+	if cause := context.Cause(ctx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		runErr = fmt.Errorf("%w: %w", cause, runErr)
+	}
+	r := p.report
+	r.Finished = time.Now().UTC()
+	r.DurationSeconds = time.Since(now).Seconds()
+	if runErr != nil {
+		r.Errors = append(r.Errors, runErr.Error())
+	}
+	if c.onPass != nil {
+		c.onPass(r, runErr)
+	}
+	if err := c.saveReport(context.WithoutCancel(ctx), r); err != nil {
+		c.logger.Warn("gc: saving report", "err", err)
+	}
+	c.logger.Info("gc: pass finished", "dry_run", dryRun, "took", time.Since(now),
+		"repositories", r.Repositories, "manifests_deleted", r.ManifestsDeleted, "blobs_deleted", r.BlobsDeleted,
+		"bytes_reclaimed", r.BytesReclaimed, "links_deleted", r.LinksDeleted, "orphans_deleted", r.OrphansDeleted,
+		"uploads_aborted", r.UploadsAborted, "kept_by_pin", r.KeptByPin, "err", runErr)
+	return r, runErr
+}
+
+// holdLease takes the GC lease and renews it until release is called. The
+// returned context is cancelled when a renewal fails: another replica may
+// take over, so this one stops deleting at once.
+func (c *Collector) holdLease(ctx context.Context) (context.Context, func(), error) {
+	lease, err := c.locks.Acquire(ctx, LeaseKey, leaseTTL)
+	if errors.Is(err, locking.ErrHeld) {
+		return nil, nil, ErrRunning
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("gc lease: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	renewDone := make(chan struct{})
+	stopRenew := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		t := time.NewTicker(leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRenew:
+				return
+			case <-t.C:
+				l, err := c.locks.Renew(ctx, lease, leaseTTL)
+				if err != nil {
+					cancel(fmt.Errorf("gc lease lost: %w", err))
+					return
+				}
+				lease = l
+			}
+		}
+	}()
+	release := func() {
+		close(stopRenew)
+		<-renewDone
+		if err := c.locks.Release(context.WithoutCancel(ctx), lease); err != nil && !errors.Is(err, locking.ErrLost) {
+			c.logger.Warn("gc: releasing lease", "err", err)
+		}
+		cancel(nil)
+	}
+	return ctx, release, nil
+}
+
+func (p *pass) run(ctx context.Context) error {
+	start := time.Now()
+	defer func() {
+		p.report.SweepSeconds = time.Since(start).Seconds() - p.report.MarkSeconds
+	}()
+	err := p.store.EachRepository(ctx, func(repo *content.Repository) error {
+		if err := p.collectRepo(ctx, repo); err != nil {
+			return err
+		}
+		p.progress("mark", "repository", repo.Name())
+		return nil
+	})
+	p.report.MarkSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return err
+	}
+	if err := p.sweepBlobs(ctx); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
+	if err := p.sweepOrphans(ctx); err != nil {
+		return fmt.Errorf("orphaned data: %w", err)
+	}
+	// A session expires after upload_ttl without activity; a write idle
+	// for longer (plus grace) has no session left to resume it.
+	n, _, err := p.store.AbortStaleUploads(ctx, p.cutoff.Add(-p.cfg.UploadTTL), p.dryRun)
+	p.mu.Lock()
+	p.report.UploadsAborted += n
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("stale uploads: %w", err)
+	}
+	return nil
+}
+
+// RunLoop runs a pass every Interval (jittered by up to 10%) until ctx
+// ends. Every replica runs the loop; the lease lets one pass at a time
+// proceed, and a replica that finds it held just waits for its next turn.
+func (c *Collector) RunLoop(ctx context.Context) {
+	if c.cfg.Interval <= 0 {
+		return
+	}
+	for {
+		wait := c.cfg.Interval + time.Duration(rand.Int64N(int64(c.cfg.Interval)/10+1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		_, err := c.Run(ctx, false)
+		switch {
+		case err == nil, errors.Is(err, ErrRunning), ctx.Err() != nil:
+		default:
+			c.logger.Warn("gc: pass failed; next one at the next interval", "err", err)
+		}
+	}
+}
+
+// progressEvery is how often a long pass logs where it is.
+const progressEvery = 30 * time.Second
+
+func (p *pass) progress(phase string, attrs ...any) {
+	if time.Since(p.lastProgress) < progressEvery {
+		return
+	}
+	p.lastProgress = time.Now()
+	p.mu.Lock()
+	r := *p.report
+	p.mu.Unlock()
+	p.logger.Info("gc: progress", append([]any{"phase", phase, "repositories", r.Repositories,
+		"manifests_examined", r.ManifestsExamined, "manifests_deleted", r.ManifestsDeleted,
+		"blobs_examined", r.BlobsExamined, "blobs_deleted", r.BlobsDeleted, "bytes_reclaimed", r.BytesReclaimed,
+		"kept_by_pin", r.KeptByPin}, attrs...)...)
+}
+
+func (p *pass) decide(object, action, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dryRun && len(p.report.Decisions) < maxDecisions {
+		p.report.Decisions = append(p.report.Decisions, Decision{Object: object, Action: action, Reason: reason})
+	}
+}
+
+func (p *pass) keptYoung(object string) {
+	p.mu.Lock()
+	p.report.KeptYoung++
+	p.mu.Unlock()
+	p.decide(object, "keep", "younger than the grace period")
+}

@@ -1,0 +1,266 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stratus-registry/stratus/registry/content"
+)
+
+// repoMark is what the mark of one repository found.
+type repoMark struct {
+	manifests map[digest.Digest]time.Time // every manifest, with its age
+	tagged    map[digest.Digest]bool
+	roots     []digest.Digest
+	// referrers by subject (only with keep_referrers).
+	referrers map[digest.Digest][]digest.Digest
+	// the closure: live manifests and the blobs they use.
+	liveManifests map[digest.Digest]bool
+	liveBlobs     map[digest.Digest]struct{}
+}
+
+// collectRepo marks one repository, takes the closure, sweeps its
+// manifests and links, and removes it when nothing is left.
+func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error {
+	p.report.Repositories++
+	m, err := p.mark(ctx, repo)
+	if err != nil {
+		return err
+	}
+	if err := p.closure(ctx, repo, m); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	for d := range m.liveBlobs {
+		p.live[d] = struct{}{}
+	}
+	p.mu.Unlock()
+	if err := p.sweepManifests(ctx, repo, m); err != nil {
+		return err
+	}
+	remaining, err := p.sweepLinks(ctx, repo, m)
+	if err != nil {
+		return err
+	}
+	if remaining == 0 && len(m.liveManifests) == 0 && len(m.tagged) == 0 {
+		return p.removeRepo(ctx, repo)
+	}
+	return nil
+}
+
+// mark lists the repository's manifests and finds the roots: tagged
+// manifests, and untagged ones the policy keeps; and, with keep_referrers,
+// the referrers of every subject.
+func (p *pass) mark(ctx context.Context, repo *content.Repository) (*repoMark, error) {
+	m := &repoMark{manifests: map[digest.Digest]time.Time{}, tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
+	if err := repo.EachManifest(ctx, func(page []content.Entry) error {
+		for _, e := range page {
+			m.manifests[e.Digest] = e.ModTime
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	p.report.ManifestsExamined += len(m.manifests)
+	if err := p.markTagged(ctx, repo, m); err != nil {
+		return nil, err
+	}
+	untaggedCutoff := p.markStart.Add(-p.cfg.UntaggedAge)
+	for d, mod := range m.manifests {
+		if m.tagged[d] {
+			continue
+		}
+		if p.cfg.Untagged == "keep" || !mod.Before(untaggedCutoff) || !mod.Before(p.cutoff) {
+			m.roots = append(m.roots, d)
+		}
+	}
+	if p.cfg.KeepReferrers {
+		if err := repo.EachReferrer(ctx, func(subject, ref digest.Digest) {
+			m.referrers[subject] = append(m.referrers[subject], ref)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// markTagged reads where every tag points, concurrently per listing page.
+func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repoMark) error {
+	return repo.EachTagPage(ctx, func(page []content.TagEntry) error {
+		targets := make([]digest.Digest, len(page))
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(p.cfg.Concurrency)
+		for i, t := range page {
+			eg.Go(func() error {
+				d, err := repo.ResolveEntry(ectx, t)
+				switch {
+				case errors.Is(err, content.ErrManifestUnknown):
+					return nil
+				case errors.Is(err, content.ErrCorrupt):
+					p.logger.Warn("gc: corrupt tag ignored", "repo", repo.Name(), "tag", t.Tag)
+					return nil
+				case err != nil:
+					return err
+				}
+				targets[i] = d
+				return nil
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+		for _, d := range targets {
+			if d != "" {
+				m.tagged[d] = true
+				m.roots = append(m.roots, d)
+			}
+		}
+		return nil
+	})
+}
+
+// closure walks from the roots: children of live indexes, referrers of
+// live manifests, and the blobs of every live manifest.
+func (p *pass) closure(ctx context.Context, repo *content.Repository, m *repoMark) error {
+	m.liveManifests = map[digest.Digest]bool{}
+	m.liveBlobs = map[digest.Digest]struct{}{}
+	frontier := m.roots
+	for len(frontier) > 0 {
+		var batch []digest.Digest
+		for _, d := range frontier {
+			if _, exists := m.manifests[d]; exists && !m.liveManifests[d] {
+				m.liveManifests[d] = true
+				batch = append(batch, d)
+			}
+		}
+		frontier = nil
+		parsed, err := p.readManifests(ctx, repo, batch)
+		if err != nil {
+			return err
+		}
+		for i, pm := range parsed {
+			frontier = append(frontier, m.referrers[batch[i]]...)
+			if pm == nil {
+				continue
+			}
+			for _, r := range pm.Refs {
+				if r.Manifest {
+					frontier = append(frontier, r.Digest)
+				} else {
+					m.liveBlobs[r.Digest] = struct{}{}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readManifests reads and parses manifests concurrently; an entry is nil
+// for a manifest deleted meanwhile or one that does not parse (kept, and
+// logged: GC never deletes what it cannot understand).
+func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds []digest.Digest) ([]*content.Parsed, error) {
+	out := make([]*content.Parsed, len(ds))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(p.cfg.Concurrency)
+	for i, d := range ds {
+		eg.Go(func() error {
+			man, err := repo.GetManifest(ectx, d)
+			if errors.Is(err, content.ErrManifestUnknown) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			pm, err := man.Parse()
+			if err != nil {
+				p.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", repo.Name(), "digest", d.String(), "err", err)
+				return nil
+			}
+			out[i] = pm
+			return nil
+		})
+	}
+	return out, eg.Wait()
+}
+
+// sweepManifests deletes the unreachable manifests older than grace.
+func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *repoMark) error {
+	reason := "no tag reaches it"
+	if p.cfg.Untagged == "delete" {
+		reason = fmt.Sprintf("untagged and older than %s", p.cfg.UntaggedAge)
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(p.cfg.Concurrency)
+	for d, mod := range m.manifests {
+		if m.liveManifests[d] {
+			continue
+		}
+		if !mod.Before(p.cutoff) {
+			p.keptYoung("manifest " + repo.Name() + "@" + d.String())
+			continue
+		}
+		eg.Go(func() error {
+			// Claimed per repository: a concurrent PUT of the manifest here
+			// pins this key.
+			t := repo.ManifestTarget(ectx, d)
+			deleted, err := p.claimAndDelete(ectx, []content.Target{t}, "manifest "+repo.Name()+"@", reason)
+			p.mu.Lock()
+			p.report.ManifestsDeleted += len(deleted)
+			p.mu.Unlock()
+			return err
+		})
+	}
+	return eg.Wait()
+}
+
+// sweepLinks deletes links to blobs no live manifest of the repository
+// uses; it returns how many links are left.
+func (p *pass) sweepLinks(ctx context.Context, repo *content.Repository, m *repoMark) (remaining int, err error) {
+	err = repo.EachLink(ctx, func(page []content.Entry) error {
+		var doomed []content.Target
+		p.report.LinksExamined += len(page)
+		for _, e := range page {
+			if _, live := m.liveBlobs[e.Digest]; live {
+				remaining++
+				continue
+			}
+			if !e.ModTime.Before(p.cutoff) {
+				p.keptYoung("link " + repo.Name() + "@" + e.Digest.String())
+				remaining++
+				continue
+			}
+			// Claimed per repository: the claim hides the blob in this
+			// repository only, while other repositories go on serving it.
+			doomed = append(doomed, repo.LinkTarget(e.Digest))
+		}
+		deleted, err := p.claimAndDelete(ctx, doomed, "link "+repo.Name()+"@", "no live manifest of "+repo.Name()+" references it")
+		remaining += len(doomed) - len(deleted)
+		p.mu.Lock()
+		p.report.LinksDeleted += len(deleted)
+		p.mu.Unlock()
+		return err
+	})
+	return remaining, err
+}
+
+// removeRepo drops a repository with nothing left from the catalog.
+func (p *pass) removeRepo(ctx context.Context, repo *content.Repository) error {
+	if p.dryRun {
+		p.decide("repository "+repo.Name(), "delete", "no manifests, tags or blobs left")
+		p.report.ReposRemoved++
+		return nil
+	}
+	removed, err := repo.RemoveIfEmpty(ctx)
+	if err != nil {
+		return err
+	}
+	if removed {
+		p.report.ReposRemoved++
+	}
+	return nil
+}
