@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,11 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stratus-registry/stratus/internal/launch"
 	"github.com/stratus-registry/stratus/storage/azure/azuretest"
 	"github.com/stratus-registry/stratus/storage/gcs/gcstest"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
@@ -100,18 +98,21 @@ func s3ArgsVia(srv *s3test.Server, prefix, endpoint string) []string {
 // server is one running `stratus serve` process.
 type server struct {
 	Addr string // host:port on 127.0.0.1
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
+	proc *launch.Process
+	done <-chan struct{} // closed when the process has exited
 }
 
 // URL is the base URL of the server.
 func (s *server) URL() string { return "http://" + s.Addr }
 
-// Log returns what the process has logged so far.
-func (s *server) Log() string { return s.log.String() }
+// Log returns what the process has logged so far (the last MiB).
+func (s *server) Log() string { return s.proc.Log() }
 
-var listenRE = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+// serverLogLimit bounds what a server's log keeps: enough for the final
+// metrics line and any failure, not a whole stress test's access log.
+const serverLogLimit = 1 << 20
+
+var listenRE = regexp.MustCompile(`stratus listening.*\baddr=(127\.0\.0\.1:\d+)`)
 
 // startServer runs `stratus serve` on a free loopback port with the given
 // extra arguments and environment, waits until /readyz answers, and stops
@@ -126,84 +127,39 @@ func startBinary(t testing.TB, bin string, args []string, env ...string) *server
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The metrics listener on a kernel-chosen port: several replicas on one
-	// machine would otherwise fight over the default :9090.
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--set", "metrics.addr=127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout = logs
-	cmd.Stderr = io.MultiWriter(logs, pw)
-	if err := cmd.Start(); err != nil {
+	p, err := launch.Start(ctx, launch.Spec{
+		Name: "stratus",
+		Path: bin,
+		// The metrics listener on a kernel-chosen port: several replicas on
+		// one machine would otherwise fight over the default :9090.
+		Args:         append([]string{"serve", "--addr", "127.0.0.1:0", "--set", "metrics.addr=127.0.0.1:0"}, args...),
+		Env:          env,
+		Log:          launch.NewLog(serverLogLimit),
+		Ready:        []launch.Check{launch.Line(listenRE)},
+		ReadyTimeout: 60 * time.Second,
+		StopGrace:    15 * time.Second,
+	})
+	if err != nil {
 		t.Fatalf("start stratus: %v", err)
 	}
-	s := &server{cmd: cmd, log: logs, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(s.done)
-	}()
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil && strings.Contains(sc.Text(), "listening") {
-				addrc <- m[1]
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case s.Addr = <-addrc:
-	case <-s.done:
-		t.Fatalf("stratus exited before listening:\n%s", logs)
-	case <-ctx.Done():
-		s.kill()
-		t.Fatalf("stratus did not start in time:\n%s", logs)
-	}
+	s := &server{Addr: p.Match(listenRE)[1], proc: p, done: p.Done()}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("stratus %s log:\n%s", s.Addr, tail(s.Log(), 60))
+			t.Logf("stratus %s log:\n%s", s.Addr, p.Tail(60))
 		}
 	})
-	for {
-		resp, err := http.Get(s.URL() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("stratus at %s never became ready:\n%s", s.Addr, logs)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := p.WaitReady(ctx, 60*time.Second, launch.HTTPGet(nil, s.URL()+"/readyz", http.StatusOK)); err != nil {
+		t.Fatalf("stratus at %s never became ready: %v", s.Addr, err)
 	}
+	return s
 }
 
 // Stop sends SIGTERM and waits for a graceful exit, killing after 15 s.
-func (s *server) Stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.kill()
-	}
-}
+func (s *server) Stop() { s.proc.Stop() }
 
 // kill ends the process at once, as a crashed replica would.
-func (s *server) kill() {
-	s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *server) kill() { s.proc.Kill() }
 
 func tail(s string, lines int) string {
 	parts := strings.Split(s, "\n")
@@ -211,24 +167,6 @@ func tail(s string, lines int) string {
 		parts = parts[len(parts)-lines:]
 	}
 	return strings.Join(parts, "\n")
-}
-
-// syncBuffer collects process output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // tool returns the path of an external client the test command installs,

@@ -27,7 +27,7 @@ func TestS3PushMemoryBounded(t *testing.T) {
 		size = 64 << 20
 	}
 	chunkedPush(t, []string{srv.URL()}, "rss/blob", 5, size, 8<<20)
-	peak := peakRSS(t, srv.cmd.Process.Pid)
+	peak := peakRSS(t, srv.proc.Pid())
 	t.Logf("peak RSS after a %d MiB push in 8 MiB chunks: %d MiB", size>>20, peak>>20)
 	if peak > 100<<20 {
 		t.Fatalf("peak RSS %d MiB: memory is not bounded by a part", peak>>20)

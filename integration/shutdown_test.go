@@ -63,7 +63,7 @@ func TestSIGTERMDuringChunkedUpload(t *testing.T) {
 	<-sr.started
 	time.Sleep(200 * time.Millisecond)
 	sigterm := time.Now()
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Draining: /readyz fails while the listener is still open.
@@ -80,7 +80,7 @@ func TestSIGTERMDuringChunkedUpload(t *testing.T) {
 		t.Fatalf("replica still running %v after SIGTERM", time.Since(sigterm))
 	}
 	exited := time.Since(sigterm)
-	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := a.proc.ExitCode(); code != 0 {
 		t.Errorf("drained replica exited with %d; want 0:\n%s", code, tail(a.Log(), 20))
 	}
 	if exited > drainTimeout+2*time.Second {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/stratus-registry/stratus/internal/launch"
 )
 
 // profile is the size of every workload; short and full differ only here.
@@ -67,7 +69,7 @@ type tools struct {
 type contender struct {
 	name   string
 	c      *client
-	procs  []*proc
+	procs  []*launch.Process
 	rr     *roundRobin
 	gcArgs []string // serve flags that reach its storage and redis, for `stratus gc run`
 	pulls  map[int64]*blob
@@ -76,10 +78,10 @@ type contender struct {
 func (ct *contender) pids() map[string]int {
 	out := make(map[string]int)
 	for _, p := range ct.procs {
-		if p.name == "redis" {
+		if p.Name() == "redis" {
 			continue
 		}
-		out[p.name] = p.pid()
+		out[p.Name()] = p.Pid()
 	}
 	return out
 }
@@ -89,7 +91,7 @@ func (ct *contender) close() {
 		ct.rr.close()
 	}
 	for _, p := range ct.procs {
-		p.stop()
+		p.Stop()
 	}
 }
 
@@ -143,7 +145,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 		if minio, err = startMinio(ctx, tl.Minio, filepath.Join(dir, "minio")); err != nil {
 			return fmt.Errorf("minio: %w", err)
 		}
-		stopList = append(stopList, minio.stop)
+		stopList = append(stopList, func() { minio.Stop() })
 		s3c := newS3Client(minio)
 		for _, b := range []string{"stratus-1", "stratus-2rr", "reference", "direct"} {
 			if err := createBucket(ctx, s3c, b); err != nil {
@@ -173,7 +175,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 			ct.close()
 		}
 	}()
-	newContender := func(name string, procs []*proc, addr string) *contender {
+	newContender := func(name string, procs []*launch.Process, addr string) *contender {
 		ct := &contender{name: name, procs: procs, c: &client{base: "http://" + addr, hc: newHTTPClient()}, pulls: make(map[int64]*blob)}
 		cts = append(cts, ct)
 		return ct
@@ -181,7 +183,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 
 	log.Info("starting stratus-1")
 	args1 := s3Args("stratus-1")
-	start := func(name string, args []string) (*proc, string, error) {
+	start := func(name string, args []string) (*launch.Process, string, error) {
 		p, addr, err := startStratus(ctx, tl.Stratus, name, args)
 		var nr *notReadyError
 		if errors.As(err, &nr) {
@@ -195,7 +197,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	if err != nil {
 		return err
 	}
-	newContender("stratus-1", []*proc{p}, addr).gcArgs = args1
+	newContender("stratus-1", []*launch.Process{p}, addr).gcArgs = args1
 
 	log.Info("starting stratus-2rr (redis + 2 replicas + round-robin proxy)")
 	redisProc, redisAddr, err := startRedis(ctx, tl.Redis, dir)
@@ -205,23 +207,23 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	args2 := append(s3Args("stratus-2rr"), "--set", "redis.addrs="+redisAddr)
 	r1, a1, err := start("stratus-2rr-a", args2)
 	if err != nil {
-		redisProc.stop()
+		redisProc.Stop()
 		return err
 	}
 	r2, a2, err := start("stratus-2rr-b", args2)
 	if err != nil {
-		r1.stop()
-		redisProc.stop()
+		r1.Stop()
+		redisProc.Stop()
 		return err
 	}
 	rr, err := startRoundRobin([]string{a1, a2}, log)
 	if err != nil {
-		r1.stop()
-		r2.stop()
-		redisProc.stop()
+		r1.Stop()
+		r2.Stop()
+		redisProc.Stop()
 		return err
 	}
-	ct2 := newContender("stratus-2rr", []*proc{r1, r2, redisProc}, rr.addr)
+	ct2 := newContender("stratus-2rr", []*launch.Process{r1, r2, redisProc}, rr.addr)
 	ct2.rr, ct2.gcArgs = rr, args2
 
 	log.Info("starting reference registry")
@@ -229,7 +231,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	if err != nil {
 		return err
 	}
-	newContender("reference", []*proc{rp}, raddr)
+	newContender("reference", []*launch.Process{rp}, raddr)
 
 	rn := &runner{backend: kind, prof: prof, gen: gen, res: res, log: log}
 	for _, ct := range cts {
@@ -711,7 +713,7 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 			gcOn := (round+k)%2 == 0
 			m := without
 			var (
-				gcProc *proc
+				gcProc *launch.Process
 				gcAddr string
 				before gcCounters
 			)
@@ -729,7 +731,7 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 				// Time the steady state: the loop sleeps one interval
 				// before its first pass.
 				if before, err = waitFirstGC(ctx, gcAddr); err != nil {
-					gcProc.stop()
+					gcProc.Stop()
 					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
 					continue
 				}
@@ -745,7 +747,7 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 			el := time.Since(start)
 			if gcProc != nil {
 				c, cerr := readGCCounters(ctx, gcAddr)
-				gcProc.stop()
+				gcProc.Stop()
 				gcStats.add(gcCounters{c.runs - before.runs, c.failures - before.failures, c.deleted - before.deleted})
 				if err == nil && cerr != nil {
 					err = cerr

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -326,24 +325,6 @@ func (c *client) referrers(ctx context.Context, repo, dgst string) (int, error) 
 		return 0, fmt.Errorf("referrers %s: %w", dgst, err)
 	}
 	return len(idx.Manifests), nil
-}
-
-// ping waits until GET /v2/ answers (200 or 401), bounded by ctx.
-func (c *client) waitReady(ctx context.Context, path string) error {
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := c.do(rctx, http.MethodGet, path, nil, 0, nil, http.StatusOK)
-		cancel()
-		if err == nil {
-			drain(resp)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s%s not ready: %w", c.base, path, errors.Join(ctx.Err(), err))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func mib(n int64) string {

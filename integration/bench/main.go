@@ -20,9 +20,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stratus-registry/stratus/internal/launch"
 )
 
 // config is what one invocation runs.
@@ -150,27 +153,30 @@ func contenderDescriptions() map[string]string {
 	}
 }
 
+// Install commands for the programs a run needs.
+const (
+	referenceInstall = "GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+	redisInstall     = "apt-get install -y redis-server"
+	minioInstall     = "bash integration/test.sh (or pass -backends filesystem)"
+)
+
 // findTools locates (or builds) every program the chosen backends need.
 func findTools(ctx context.Context, tl tools, backends []string, work string, log *slog.Logger) (tools, error) {
 	var errs []error
-	if tl.Reference == "" {
-		tl.Reference = lookTool("registry")
-	}
-	if tl.Reference == "" {
-		errs = append(errs, errors.New("reference registry not found; install it with:\n  "+referenceInstall))
-	}
-	if tl.Redis == "" {
-		tl.Redis = lookTool("redis-server")
-	}
-	if tl.Redis == "" {
-		errs = append(errs, errors.New("redis-server not found in PATH (apt-get install redis-server)"))
-	}
-	for _, b := range backends {
-		if b == "minio" && tl.Minio == "" {
-			if tl.Minio = lookTool("minio"); tl.Minio == "" {
-				errs = append(errs, errors.New("minio not found; install it with bash integration/test.sh, or pass -backends filesystem"))
-			}
+	find := func(path *string, name, installHint string) {
+		if *path != "" {
+			return
 		}
+		p, err := launch.Find(name, installHint)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		*path = p
+	}
+	find(&tl.Reference, "registry", referenceInstall)
+	find(&tl.Redis, "redis-server", redisInstall)
+	if slices.Contains(backends, "minio") {
+		find(&tl.Minio, "minio", minioInstall)
 	}
 	if len(errs) > 0 {
 		return tl, errors.Join(errs...)
@@ -183,30 +189,6 @@ func findTools(ctx context.Context, tl tools, backends []string, work string, lo
 		}
 	}
 	return tl, nil
-}
-
-const referenceInstall = "GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
-
-// lookTool searches PATH, then $STRATUS_TOOLS_DIR/bin, then
-// ~/.cache/stratus-tools/bin (where integration/test.sh installs).
-func lookTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	var dirs []string
-	if d := os.Getenv("STRATUS_TOOLS_DIR"); d != "" {
-		dirs = append(dirs, filepath.Join(d, "bin"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "stratus-tools", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
 }
 
 // buildStratus builds cmd/stratus of the module this command belongs to,

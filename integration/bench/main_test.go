@@ -9,25 +9,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratus-registry/stratus/internal/launch"
 )
 
 // TestShortRun runs the whole benchmark in its -short size, so that the
 // harness cannot rot: every backend, contender and workload must produce
 // rows, and no request may fail. It measures nothing worth reading.
 func TestShortRun(t *testing.T) {
-	if lookTool("registry") == "" {
-		msg := "reference registry not found; install it with:\n  " + referenceInstall
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	_, err := launch.Find("registry", referenceInstall)
+	launch.Require(t, err)
 	backends := []string{"filesystem", "minio"}
-	if lookTool("minio") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("minio not found: run bash integration/test.sh, which installs it")
+	if _, err := launch.Find("minio", minioInstall); err != nil {
+		if launch.InCI() {
+			t.Fatal(err)
 		}
-		t.Log("minio not found (bash integration/test.sh installs it): filesystem backend only")
+		t.Logf("%v\nfilesystem backend only", err)
 		backends = backends[:1]
 	}
 	out := t.TempDir()

@@ -6,172 +6,58 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/stratus-registry/stratus/internal/launch"
 )
 
-// proc is one child process (a server under test or a backend service).
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
+// listenRE finds the address in the line `stratus serve` logs once it
+// listens.
+var listenRE = regexp.MustCompile(`stratus listening.*\baddr=(127\.0\.0\.1:\d+)`)
 
-// startProc starts a child that dies with the benchmark (Pdeathsig), so a
-// crash or a timeout leaves nothing listening.
-func startProc(name string, env []string, stdout io.Writer, bin string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &proc{name: name, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
-	out := io.Writer(p.log)
-	if stdout != nil {
-		out = io.MultiWriter(p.log, stdout)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	go func() {
-		cmd.Wait()
-		if c, ok := stdout.(io.Closer); ok {
-			c.Close()
-		}
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGTERM and kills after a grace period.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) exitedErr(what string) error {
-	return fmt.Errorf("%s exited before %s:\n%s", p.name, what, tail(p.log.String(), 30))
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-// syncBuffer keeps the last part of a process's output; servers log for
-// the whole run and must not grow the benchmark's memory without bound.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-const logKeep = 64 << 10
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b = append(b.b, p...)
-	if len(b.b) > 2*logKeep {
-		b.b = append(b.b[:0], b.b[len(b.b)-logKeep:]...)
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.b)
-}
-
-// freePort asks the kernel for an unused loopback port. Another process
-// could take it before the server binds; on 127.0.0.1 in a benchmark run
-// that race is not worth more machinery.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-var listenRE = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+// stopGrace is how long a server has to exit after SIGTERM: stratus drains
+// its requests first.
+const stopGrace = 10 * time.Second
 
 // startStratus runs `stratus serve` on a kernel-chosen port and waits for
 // /readyz.
-func startStratus(ctx context.Context, bin, name string, args []string) (*proc, string, error) {
-	pr, pw := io.Pipe()
-	p, err := startProc(name, nil, pw, bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+func startStratus(ctx context.Context, bin, name string, args []string) (*launch.Process, string, error) {
+	p, err := launch.Start(ctx, launch.Spec{
+		Name:         name,
+		Path:         bin,
+		Args:         append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
+		Ready:        []launch.Check{launch.Line(listenRE)},
+		ReadyTimeout: 60 * time.Second,
+		StopGrace:    stopGrace,
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		found := false
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); !found && m != nil && strings.Contains(sc.Text(), "stratus listening") {
-				addrc <- m[1]
-				found = true
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-p.done:
-		return nil, "", p.exitedErr("listening")
-	case <-ctx.Done():
-		p.stop()
-		return nil, "", fmt.Errorf("%s did not start: %w\n%s", name, ctx.Err(), tail(p.log.String(), 30))
-	}
-	c := &client{base: "http://" + addr, hc: newHTTPClient()}
-	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer rcancel()
-	rerr := c.waitReady(rctx, "/readyz")
+	addr := p.Match(listenRE)[1]
+	hc := newHTTPClient()
+	rerr := p.WaitReady(ctx, 20*time.Second, launch.HTTPGet(hc, "http://"+addr+"/readyz", http.StatusOK))
 	if rerr == nil {
 		return p, addr, nil
 	}
 	// A readiness probe that is wrong about a server that does answer the
 	// API should not stop the benchmark: go on, and report it.
-	if err := c.waitReady(ctx, "/v2/"); err != nil {
-		p.stop()
-		return nil, "", fmt.Errorf("%s: %w\n%s", name, errors.Join(rerr, err), tail(p.log.String(), 30))
+	if err := p.WaitReady(ctx, 40*time.Second, launch.HTTPGet(hc, "http://"+addr+"/v2/", http.StatusOK)); err != nil {
+		p.Stop()
+		return nil, "", fmt.Errorf("%s: %w", name, errors.Join(rerr, err))
 	}
-	return p, addr, &notReadyError{name: name, log: lastMatching(p.log.String(), "not ready")}
+	return p, addr, &notReadyError{name: name, log: lastMatching(p.Log(), "not ready")}
 }
 
 // notReadyError: /readyz never answered 200, but /v2/ did.
@@ -202,12 +88,12 @@ type referenceStorage struct {
 // startReference runs the CNCF Distribution registry with redirects off,
 // deletes on and its default in-memory blob descriptor cache, the way its
 // sample configuration ships.
-func startReference(ctx context.Context, bin, dir string, st referenceStorage) (*proc, string, error) {
-	port, err := freePort()
+func startReference(ctx context.Context, bin, dir string, st referenceStorage) (*launch.Process, string, error) {
+	port, err := launch.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := launch.LocalAddr(port)
 	var storage string
 	if st.s3 != nil {
 		storage = fmt.Sprintf(`  s3:
@@ -244,104 +130,96 @@ http:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, "", err
 	}
-	// OTEL_TRACES_EXPORTER=none: v3 would otherwise try to export traces.
-	p, err := startProc("reference", []string{"OTEL_TRACES_EXPORTER=none"}, nil, bin, "serve", cfgPath)
+	p, err := launch.Start(ctx, launch.Spec{
+		Name: "reference",
+		Path: bin,
+		Args: []string{"serve", cfgPath},
+		// OTEL_TRACES_EXPORTER=none: v3 would otherwise try to export traces.
+		Env:          []string{"OTEL_TRACES_EXPORTER=none"},
+		Ready:        []launch.Check{launch.HTTPGet(newHTTPClient(), "http://"+addr+"/v2/", http.StatusOK)},
+		ReadyTimeout: 60 * time.Second,
+		StopGrace:    stopGrace,
+	})
 	if err != nil {
-		return nil, "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	c := &client{base: "http://" + addr, hc: newHTTPClient()}
-	errc := make(chan error, 1)
-	go func() { errc <- c.waitReady(ctx, "/v2/") }()
-	select {
-	case err = <-errc:
-	case <-p.done:
-		err = p.exitedErr("answering /v2/")
-	}
-	if err != nil {
-		p.stop()
-		return nil, "", fmt.Errorf("reference registry: %w\n%s", err, tail(p.log.String(), 30))
+		return nil, "", fmt.Errorf("reference registry: %w", err)
 	}
 	return p, addr, nil
 }
 
 // startRedis runs a throwaway redis-server without persistence.
-func startRedis(ctx context.Context, bin, dir string) (*proc, string, error) {
-	port, err := freePort()
+func startRedis(ctx context.Context, bin, dir string) (*launch.Process, string, error) {
+	port, err := launch.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := startProc("redis", nil, nil, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+	addr := launch.LocalAddr(port)
+	p, err := launch.Start(ctx, launch.Spec{
+		Name: "redis",
+		Path: bin,
+		Args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes"},
+		Ready:        []launch.Check{launch.Func("PING", func(ctx context.Context) error { return pingRedis(ctx, addr) })},
+		ReadyTimeout: 20 * time.Second,
+		StopGrace:    stopGrace,
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprint(conn, "PING\r\n")
-			line, _ := bufio.NewReader(conn).ReadString('\n')
-			conn.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return p, addr, nil
-			}
-		}
-		select {
-		case <-p.done:
-			return nil, "", p.exitedErr("answering PING")
-		case <-ctx.Done():
-			p.stop()
-			return nil, "", ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, "", errors.New("redis-server did not answer PING in 20s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	return p, addr, nil
+}
+
+// pingRedis sends one PING over a fresh connection.
+func pingRedis(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
 	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprint(conn, "PING\r\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
 }
 
 // minioServer is a throwaway MinIO on 127.0.0.1.
 type minioServer struct {
-	*proc
+	*launch.Process
 	endpoint, accessKey, secretKey string
 }
 
 func startMinio(ctx context.Context, bin, dir string) (*minioServer, error) {
-	api, err := freePort()
+	api, err := launch.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	console, err := freePort()
+	console, err := launch.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	m := &minioServer{endpoint: "http://127.0.0.1:" + strconv.Itoa(api), accessKey: "stratus-bench", secretKey: "stratus-bench-secret"}
-	m.proc, err = startProc("minio", []string{
-		"MINIO_ROOT_USER=" + m.accessKey, "MINIO_ROOT_PASSWORD=" + m.secretKey,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=on", "HOME=" + dir,
-	}, nil, bin, "server", filepath.Join(dir, "data"),
-		"--address", "127.0.0.1:"+strconv.Itoa(api), "--console-address", "127.0.0.1:"+strconv.Itoa(console), "--quiet")
+	m := &minioServer{endpoint: "http://" + launch.LocalAddr(api), accessKey: "stratus-bench", secretKey: "stratus-bench-secret"}
+	m.Process, err = launch.Start(ctx, launch.Spec{
+		Name: "minio",
+		Path: bin,
+		Args: []string{"server", filepath.Join(dir, "data"),
+			"--address", launch.LocalAddr(api), "--console-address", launch.LocalAddr(console), "--quiet"},
+		Env: []string{
+			"MINIO_ROOT_USER=" + m.accessKey, "MINIO_ROOT_PASSWORD=" + m.secretKey,
+			"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=on", "HOME=" + dir,
+		},
+		Ready:        []launch.Check{launch.HTTPGet(newHTTPClient(), m.endpoint+"/minio/health/ready", http.StatusOK)},
+		ReadyTimeout: 60 * time.Second,
+		StopGrace:    stopGrace,
+	})
 	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	c := &client{base: m.endpoint, hc: newHTTPClient()}
-	errc := make(chan error, 1)
-	go func() { errc <- c.waitReady(ctx, "/minio/health/ready") }()
-	select {
-	case err = <-errc:
-	case <-m.done:
-		err = m.exitedErr("ready")
-	}
-	if err != nil {
-		m.stop()
 		return nil, err
 	}
 	return m, nil

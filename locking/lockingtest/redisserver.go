@@ -2,30 +2,33 @@ package lockingtest
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stratus-registry/stratus/internal/launch"
 )
 
-// redisInstall is the message when redis-server is missing: tests fail with
-// it rather than skip, so CI cannot pass without running the Redis suite.
-const redisInstall = "redis-server not found: apt-get install -y redis-server"
+// redisInstall is the install command named when redis-server is missing:
+// tests fail with it rather than skip, so CI cannot pass without running
+// the Redis suite.
+const redisInstall = "apt-get install -y redis-server"
 
 // RedisServer is a throwaway redis-server subprocess: persistence off, its
 // own temp directory, reachable on a unix socket or on a 127.0.0.1 port.
 // Stop and Start (or Restart) keep the address, so fault tests can take it
 // down under a live client and bring it back.
 type RedisServer struct {
+	bin  string
 	dir  string
 	tcp  bool   // RedisTCP was given
 	sock string // unix socket path, without RedisTCP
@@ -34,11 +37,10 @@ type RedisServer struct {
 	password string
 	tls      *TLSFiles
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
+	mu   sync.Mutex
+	proc *launch.Process // nil when stopped
 
-	log syncBuffer // everything the server printed, across restarts
+	log *launch.Log // what the server printed, across restarts
 }
 
 // RedisOption configures StartRedisServer.
@@ -62,19 +64,20 @@ func RedisTLS(files TLSFiles) RedisOption {
 // StartRedisServer starts redis-server and waits until it answers PING.
 // Close it when done.
 func StartRedisServer(opts ...RedisOption) (*RedisServer, error) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, errors.New(redisInstall)
+	bin, err := launch.Find("redis-server", redisInstall)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "lockingtest-redis-")
 	if err != nil {
 		return nil, err
 	}
-	r := &RedisServer{dir: dir}
+	r := &RedisServer{bin: bin, dir: dir, log: launch.NewLog(0)}
 	for _, o := range opts {
 		o(r)
 	}
 	if r.tcp {
-		if r.port, err = freePort(); err != nil {
+		if r.port, err = launch.FreePort(); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -89,7 +92,8 @@ func StartRedisServer(opts ...RedisOption) (*RedisServer, error) {
 }
 
 // StartRedis starts a server for one test (or benchmark) and closes it in
-// t.Cleanup; it fails the test if the server cannot start.
+// t.Cleanup, printing its log if the test failed; it fails the test if the
+// server cannot start.
 func StartRedis(tb testing.TB, opts ...RedisOption) *RedisServer {
 	tb.Helper()
 	r, err := StartRedisServer(opts...)
@@ -97,6 +101,9 @@ func StartRedis(tb testing.TB, opts ...RedisOption) *RedisServer {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("redis-server log:\n%s", r.log.Tail(50))
+		}
 		if err := r.Close(); err != nil {
 			tb.Errorf("stopping redis-server: %v", err)
 		}
@@ -126,44 +133,34 @@ func (r *RedisServer) dialArgs() (string, string) {
 // it answers PING. It is an error to start a server that is running. Data
 // does not survive a Stop.
 func (r *RedisServer) Start() error {
-	exited, err := r.launch()
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := r.ping()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			r.mu.Lock()
-			r.cmd = nil
-			r.mu.Unlock()
-			return fmt.Errorf("redis-server exited during startup; log:\n%s", r.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.Stop()
-			return fmt.Errorf("redis-server did not answer PING within 10s (%v); log:\n%s", err, r.Log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// launch starts the process; the returned channel closes when it exits.
-func (r *RedisServer) launch() (<-chan struct{}, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd != nil {
-		return nil, errors.New("redis-server already running")
+	if r.proc != nil && !r.proc.Exited() {
+		return errors.New("redis-server already running")
 	}
+	p, err := launch.Start(context.Background(), launch.Spec{
+		Name:         "redis-server",
+		Path:         r.bin,
+		Args:         r.args(),
+		Log:          r.log,
+		Ready:        []launch.Check{launch.Func("PING", func(context.Context) error { return r.ping() })},
+		ReadyTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		r.proc = nil
+		return err
+	}
+	r.proc = p
+	return nil
+}
+
+// args are redis-server's flags for the server's address and options.
+func (r *RedisServer) args() []string {
 	args := []string{
 		"--save", "", "--appendonly", "no",
 		"--dir", r.dir,
 		"--daemonize", "no",
-		"--logfile", "", // to stdout, captured below
+		"--logfile", "", // to stdout, captured in r.log
 	}
 	if r.password != "" {
 		args = append(args, "--requirepass", r.password)
@@ -178,23 +175,7 @@ func (r *RedisServer) launch() (<-chan struct{}, error) {
 	default:
 		args = append(args, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1")
 	}
-	cmd := exec.Command("redis-server", args...)
-	cmd.Stdout = &r.log
-	cmd.Stderr = &r.log
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return nil, errors.New(redisInstall)
-		}
-		return nil, fmt.Errorf("starting redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	r.cmd, r.exited = cmd, exited
-	return exited, nil
+	return args
 }
 
 // ping sends one PING over a fresh connection; it needs no client library.
@@ -242,41 +223,35 @@ func (r *RedisServer) ping() error {
 // for it to exit. Stopping a stopped server does nothing.
 func (r *RedisServer) Stop() error {
 	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
+	p := r.proc
+	r.proc = nil
 	r.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return nil
 	}
-	resumeProcess(cmd.Process) // a paused server cannot handle the signal
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	err := p.Stop() // resumes a paused server first
 	if r.sock != "" {
 		os.Remove(r.sock) // left behind if it had to be killed
 	}
-	return nil
+	return err
 }
 
 // Pause freezes the server (SIGSTOP): connections stay open but nothing is
 // answered, which is how an overloaded or partitioned Redis looks to a
-// client, as opposed to a stopped one refusing connections. Resume undoes it.
-func (r *RedisServer) Pause() error { return r.signal(pauseProcess) }
+// client, as opposed to a stopped one refusing connections. Resume undoes
+// it. Linux only.
+func (r *RedisServer) Pause() error { return r.signal((*launch.Process).Pause) }
 
 // Resume continues a paused server.
-func (r *RedisServer) Resume() error { return r.signal(resumeProcess) }
+func (r *RedisServer) Resume() error { return r.signal((*launch.Process).Resume) }
 
-func (r *RedisServer) signal(f func(*os.Process) error) error {
+func (r *RedisServer) signal(f func(*launch.Process) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd == nil {
+	if r.proc == nil {
 		return errors.New("redis-server not running")
 	}
-	return f(r.cmd.Process)
+	return f(r.proc)
 }
 
 // Restart stops the server and starts it again on the same address.
@@ -293,35 +268,6 @@ func (r *RedisServer) Close() error {
 	return errors.Join(err, os.RemoveAll(r.dir))
 }
 
-// Log returns what the server has printed so far, for failure messages.
+// Log returns what the server has printed so far (the last 64 KiB), for
+// failure messages.
 func (r *RedisServer) Log() string { return r.log.String() }
-
-// syncBuffer lets the server's output be read while the process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// freePort asks the kernel for a port nobody listens on. Another process
-// could take it before redis-server binds it; on one test machine that is
-// rare enough, and Start then fails loudly rather than talking to a stranger.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}

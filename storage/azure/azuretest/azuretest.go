@@ -21,12 +21,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +31,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"github.com/stratus-registry/stratus/internal/launch"
 	"github.com/stratus-registry/stratus/storage/azure"
 )
 
@@ -48,8 +46,7 @@ const (
 )
 
 // installHint tells a developer how to get the binary.
-const installHint = "azurite-blob not found in PATH, $STRATUS_TOOLS_DIR/azurite or ~/.cache/stratus-tools/azurite; install it with:\n" +
-	"  npm install --prefix $HOME/.cache/stratus-tools/azurite azurite@" + AzuriteVersion + "\n" +
+const installHint = "npm install --prefix $HOME/.cache/stratus-tools/azurite azurite@" + AzuriteVersion + "\n" +
 	"or run bash integration/test.sh"
 
 // Server is a running Azurite blob service.
@@ -69,111 +66,59 @@ type Server struct {
 	// user-delegation SAS URLs. Dial resolves that name to 127.0.0.1.
 	HostStyleURL string
 
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    syncBuffer
+	dir  string
+	proc *launch.Process
 }
 
 // The shared server of this test binary. Package state is the point here:
 // every test in the binary must find the same server.
-var shared struct {
-	mu  sync.Mutex
-	srv *Server
-	err error
-}
+var shared = launch.Shared[*Server]{Name: "azurite"}
 
 // Start returns the test binary's Azurite, starting it on the first call.
 // Without the azurite-blob binary it skips the test, or fails it when $CI
 // is set (CI must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = Launch(bin)
-	}
-	if shared.err != nil {
-		tb.Fatalf("starting azurite: %v", shared.err)
-	}
-	return shared.srv
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
-func Main(m *testing.M) int {
-	code := m.Run()
-	if err := StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "azuretest: stopping azurite:", err)
-	}
-	return code
-}
+func Main(m *testing.M) int { return launch.Main(m, &shared) }
 
 // StopShared stops the shared server, if one was started.
-func StopShared() error {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	srv := shared.srv
-	shared.srv, shared.err = nil, nil
-	if srv == nil {
-		return nil
-	}
-	return srv.Close()
-}
+func StopShared() error { return shared.Close() }
 
 // FindBinary looks for azurite-blob in PATH, then in the npm prefixes
 // $STRATUS_TOOLS_DIR/azurite and ~/.cache/stratus-tools/azurite.
 func FindBinary() (string, error) {
-	if p, err := exec.LookPath("azurite-blob"); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if d := os.Getenv("STRATUS_TOOLS_DIR"); d != "" {
-		dirs = append(dirs, filepath.Join(d, "azurite"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "stratus-tools", "azurite"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "node_modules", ".bin", "azurite-blob")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	return "", errors.New(installHint)
+	return launch.FindUnder(filepath.Join("azurite", "node_modules", ".bin"), "azurite-blob", installHint)
 }
 
 // Launch starts an Azurite of its own (not the shared one) from the binary
 // at bin, waits until it answers and has a container. Close it when done.
-func Launch(bin string) (*Server, error) { return launch(bin, false) }
+func Launch(bin string) (*Server, error) { return launchAzurite(bin, false) }
 
 // LaunchOAuth starts an Azurite of its own that serves HTTPS with a fresh
 // self-signed certificate (trusted by RootCAs) and accepts bearer tokens
 // (--oauth basic: issuer, audience and lifetime are checked, not the
 // signature), for tests of the azidentity code paths.
-func LaunchOAuth(bin string) (*Server, error) { return launch(bin, true) }
+func LaunchOAuth(bin string) (*Server, error) { return launchAzurite(bin, true) }
 
-func launch(bin string, oauth bool) (*Server, error) {
-	dir, err := os.MkdirTemp("", "azuretest-azurite-")
+func launchAzurite(bin string, oauth bool) (*Server, error) {
+	return launch.InTempDir("azuretest-azurite-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir, oauth)
+	})
+}
+
+func launchIn(ctx context.Context, bin, dir string, oauth bool) (*Server, error) {
+	port, err := launch.FreePort()
 	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{
-		ServiceURL: "http://127.0.0.1:" + strconv.Itoa(port) + "/" + AccountName,
+		ServiceURL: "http://" + launch.LocalAddr(port) + "/" + AccountName,
 		Container:  "stratus-test",
 		dir:        dir,
-		exited:     make(chan struct{}),
 	}
 	args := []string{
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
@@ -183,7 +128,6 @@ func launch(bin string, oauth bool) (*Server, error) {
 	if oauth {
 		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 		if s.RootCAs, err = writeCert(certFile, keyFile); err != nil {
-			os.RemoveAll(dir)
 			return nil, err
 		}
 		s.ServiceURL = "https" + strings.TrimPrefix(s.ServiceURL, "http")
@@ -193,55 +137,27 @@ func launch(bin string, oauth bool) (*Server, error) {
 	if f := os.Getenv("AZURITE_DEBUG_LOG"); f != "" {
 		args = append(args, "--debug", f) // Azurite's own request log, for debugging
 	}
-	cmd := exec.Command(bin, args...)
-	// Azurite refuses --location together with --inMemoryPersistence; its
-	// workspace defaults to the working directory, the temp dir here.
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir)
-	cmd.Stdout = &s.log
-	cmd.Stderr = &s.log
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitLive(30 * time.Second); err != nil {
-		s.Close()
+	// Any answer means it is up: an unauthenticated request gets a 403.
+	probe := &http.Client{Transport: s.transport()}
+	s.proc, err = launch.Start(ctx, launch.Spec{
+		Name: "azurite",
+		Path: bin,
+		Args: args,
+		// Azurite refuses --location together with --inMemoryPersistence;
+		// its workspace defaults to the working directory, the temp dir.
+		Dir:          dir,
+		Env:          []string{"HOME=" + dir},
+		Ready:        []launch.Check{launch.HTTPGet(probe, s.ServiceURL+"?comp=list")},
+		ReadyTimeout: 30 * time.Second,
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := s.CreateContainer(context.Background(), s.Container); err != nil {
-		s.Close()
+	if err := s.CreateContainer(ctx, s.Container); err != nil {
+		s.proc.Stop()
 		return nil, fmt.Errorf("creating container: %w; log:\n%s", err, s.Log())
 	}
 	return s, nil
-}
-
-// waitLive polls until Azurite answers HTTP at all (an unauthenticated
-// request gets a 403, which is an answer).
-func (s *Server) waitLive(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second, Transport: s.transport()}
-	deadline := time.Now().Add(limit)
-	for {
-		resp, err := client.Get(s.ServiceURL + "?comp=list")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("azurite exited during startup; log:\n%s", s.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("azurite not answering within %s (%v); log:\n%s", limit, err, s.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Client is a plain SDK service client for the server, for tests that set
@@ -330,53 +246,10 @@ func (s *Server) ConnectionString() string {
 }
 
 // Log returns what the server has printed so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Close stops the server (SIGTERM, then SIGKILL after 5s) and removes its
 // directory.
 func (s *Server) Close() error {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-	return os.RemoveAll(s.dir)
-}
-
-// syncBuffer lets the server's output be read while the process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Keep the last 64 KiB: enough for a failure message.
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 64<<10 {
-		b.buf = b.buf[len(b.buf)-64<<10:]
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// freePort asks the kernel for a port nobody listens on. Another process
-// could take it before Azurite binds it; Launch then fails loudly.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return errors.Join(s.proc.Stop(), os.RemoveAll(s.dir))
 }

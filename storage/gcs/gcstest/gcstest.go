@@ -21,17 +21,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stratus-registry/stratus/internal/launch"
 	"github.com/stratus-registry/stratus/storage/gcs"
 )
 
@@ -39,8 +36,7 @@ import (
 const Version = "v1.56.1"
 
 // installHint tells a developer how to get the binary.
-const installHint = "fake-gcs-server not found in PATH, $STRATUS_TOOLS_DIR/bin or ~/.cache/stratus-tools/bin; install it with:\n" +
-	"  GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/fsouza/fake-gcs-server@" + Version + "\n" +
+const installHint = "GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/fsouza/fake-gcs-server@" + Version + "\n" +
 	"or run bash integration/test.sh"
 
 // Known limits of fake-gcs-server, named so that a test blocked by one
@@ -68,153 +64,68 @@ type Server struct {
 	// Bucket exists when Start returns.
 	Bucket string
 
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    syncBuffer
+	dir  string
+	proc *launch.Process
 }
 
 // The shared server of this test binary. Package state is the point here:
 // every test in the binary must find the same server.
-var shared struct {
-	mu  sync.Mutex
-	srv *Server
-	err error
-}
+var shared = launch.Shared[*Server]{Name: "fake-gcs-server"}
 
 // Start returns the test binary's server, starting it on the first call.
 // Without the binary it skips the test, or fails it when $CI is set (CI
 // must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = Launch(bin)
-	}
-	if shared.err != nil {
-		tb.Fatalf("starting fake-gcs-server: %v", shared.err)
-	}
-	return shared.srv
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
-func Main(m *testing.M) int {
-	code := m.Run()
-	if err := StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "gcstest: stopping fake-gcs-server:", err)
-	}
-	return code
-}
+func Main(m *testing.M) int { return launch.Main(m, &shared) }
 
 // StopShared stops the shared server, if one was started.
-func StopShared() error {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	srv := shared.srv
-	shared.srv, shared.err = nil, nil
-	if srv == nil {
-		return nil
-	}
-	return srv.Close()
-}
+func StopShared() error { return shared.Close() }
 
 // FindBinary looks for fake-gcs-server in PATH, then
 // $STRATUS_TOOLS_DIR/bin, then ~/.cache/stratus-tools/bin.
-func FindBinary() (string, error) {
-	const name = "fake-gcs-server"
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if d := os.Getenv("STRATUS_TOOLS_DIR"); d != "" {
-		dirs = append(dirs, filepath.Join(d, "bin"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "stratus-tools", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", errors.New(installHint)
-}
+func FindBinary() (string, error) { return launch.Find("fake-gcs-server", installHint) }
 
 // Launch starts a server of its own (not the shared one) from the binary
 // at bin, with its data on disk in a temporary directory, and waits until
 // it answers and has a bucket. Close it when done.
 func Launch(bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "gcstest-")
+	return launch.InTempDir("gcstest-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir)
+	})
+}
+
+func launchIn(ctx context.Context, bin, dir string) (*Server, error) {
+	port, err := launch.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	addr := launch.LocalAddr(port)
+	s := &Server{Endpoint: "http://" + addr, Bucket: "stratus-test", dir: dir}
+	s.proc, err = launch.Start(ctx, launch.Spec{
+		Name: "fake-gcs-server",
+		Path: bin,
+		Args: []string{
+			"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
+			"-public-host", addr, "-external-url", s.Endpoint,
+			"-backend", "filesystem", "-filesystem-root", filepath.Join(dir, "data"),
+			"-log-level", "warn"},
+		Dir:          dir,
+		Ready:        []launch.Check{launch.HTTPGet(nil, s.Endpoint+"/storage/v1/b", http.StatusOK)},
+		ReadyTimeout: 30 * time.Second,
+	})
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &Server{Endpoint: "http://" + addr, Bucket: "stratus-test", dir: dir, exited: make(chan struct{})}
-	cmd := exec.Command(bin,
-		"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
-		"-public-host", addr, "-external-url", s.Endpoint,
-		"-backend", "filesystem", "-filesystem-root", filepath.Join(dir, "data"),
-		"-log-level", "warn")
-	cmd.Dir = dir
-	cmd.Stdout = &s.log
-	cmd.Stderr = &s.log
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitLive(30 * time.Second); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.CreateBucket(context.Background(), s.Bucket); err != nil {
-		s.Close()
+	if err := s.CreateBucket(ctx, s.Bucket); err != nil {
+		s.proc.Stop()
 		return nil, fmt.Errorf("creating bucket: %w; log:\n%s", err, s.Log())
 	}
 	return s, nil
-}
-
-func (s *Server) waitLive(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		resp, err := client.Get(s.Endpoint + "/storage/v1/b")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("fake-gcs-server exited during startup; log:\n%s", s.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fake-gcs-server not live within %s (%v); log:\n%s", limit, err, s.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // CreateBucket creates a bucket through the JSON API; one that exists is
@@ -262,53 +173,10 @@ func (s *Server) Config(prefix string) gcs.Config {
 }
 
 // Log returns what the server has printed so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Close stops the server (SIGTERM, then SIGKILL after 5s) and removes its
 // data directory.
 func (s *Server) Close() error {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-	return os.RemoveAll(s.dir)
-}
-
-// syncBuffer keeps the last 64 KiB the server printed, readable while the
-// process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 64<<10 {
-		b.buf = b.buf[len(b.buf)-64<<10:]
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// freePort asks the kernel for a port nobody listens on. Another process
-// could take it before the server binds it; Launch then fails loudly.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return errors.Join(s.proc.Stop(), os.RemoveAll(s.dir))
 }

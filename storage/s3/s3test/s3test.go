@@ -14,14 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/stratus-registry/stratus/internal/launch"
 	"github.com/stratus-registry/stratus/storage/s3"
 )
 
@@ -36,8 +32,7 @@ import (
 const minioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // installHint tells a developer how to get the binary.
-const installHint = "minio not found in PATH, $STRATUS_TOOLS_DIR/bin or ~/.cache/stratus-tools/bin; install it with:\n" +
-	"  GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/minio/minio@" + minioVersion + "\n" +
+const installHint = "GOBIN=$HOME/.cache/stratus-tools/bin go install github.com/minio/minio@" + minioVersion + "\n" +
 	"or run bash integration/test.sh"
 
 // Server is a running MinIO.
@@ -49,170 +44,82 @@ type Server struct {
 	// Bucket exists when Start returns.
 	Bucket string
 
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    syncBuffer
+	dir  string
+	proc *launch.Process
 }
 
 // The shared server of this test binary. Package state is the point here:
 // every test in the binary must find the same server.
-var shared struct {
-	mu  sync.Mutex
-	srv *Server
-	err error
-}
+var shared = launch.Shared[*Server]{Name: "minio"}
 
 // Start returns the test binary's MinIO, starting it on the first call.
 // Without the minio binary it skips the test, or fails it when $CI is set
 // (CI must not pass by skipping). Stop it with Main or StopShared.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := FindBinary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = Launch(bin)
-	}
-	if shared.err != nil {
-		tb.Fatalf("starting minio: %v", shared.err)
-	}
-	return shared.srv
+	return shared.Start(tb, FindBinary, Launch)
 }
 
 // Main runs the tests, then stops the shared server if one was started.
-func Main(m *testing.M) int {
-	code := m.Run()
-	if err := StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "s3test: stopping minio:", err)
-	}
-	return code
-}
+func Main(m *testing.M) int { return launch.Main(m, &shared) }
 
 // StopShared stops the shared server, if one was started.
-func StopShared() error {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	srv := shared.srv
-	shared.srv, shared.err = nil, nil
-	if srv == nil {
-		return nil
-	}
-	return srv.Close()
-}
+func StopShared() error { return shared.Close() }
 
 // FindBinary looks for minio in PATH, then $STRATUS_TOOLS_DIR/bin, then
 // ~/.cache/stratus-tools/bin.
-func FindBinary() (string, error) {
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if d := os.Getenv("STRATUS_TOOLS_DIR"); d != "" {
-		dirs = append(dirs, filepath.Join(d, "bin"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "stratus-tools", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "minio")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", errors.New(installHint)
-}
+func FindBinary() (string, error) { return launch.Find("minio", installHint) }
 
 // Launch starts a MinIO of its own (not the shared one) from the binary at
 // bin, waits until it is live and has a bucket. Close it when done.
 func Launch(bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "s3test-minio-")
+	return launch.InTempDir("s3test-minio-", func(dir string) (*Server, error) {
+		return launchIn(context.Background(), bin, dir)
+	})
+}
+
+func launchIn(ctx context.Context, bin, dir string) (*Server, error) {
+	apiPort, err := launch.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	apiPort, err := freePort()
+	consolePort, err := launch.FreePort()
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	consolePort, err := freePort()
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{
-		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(apiPort),
+		Endpoint:  "http://" + launch.LocalAddr(apiPort),
 		AccessKey: "stratus-test",
 		SecretKey: "stratus-test-secret",
 		Bucket:    "stratus-test",
 		dir:       dir,
-		exited:    make(chan struct{}),
 	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "server", data,
-		"--address", "127.0.0.1:"+strconv.Itoa(apiPort),
-		"--console-address", "127.0.0.1:"+strconv.Itoa(consolePort),
-		"--quiet")
-	cmd.Env = append(os.Environ(),
-		"MINIO_ROOT_USER="+s.AccessKey,
-		"MINIO_ROOT_PASSWORD="+s.SecretKey,
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-		"MINIO_CI_CD=on", // allows a data directory on the root disk
-		"HOME="+dir,      // MinIO keeps client config under $HOME
-	)
-	cmd.Stdout = &s.log
-	cmd.Stderr = &s.log
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
-
-	if err := s.waitLive(30 * time.Second); err != nil {
-		s.Close()
+	s.proc, err = launch.Start(ctx, launch.Spec{
+		Name: "minio",
+		Path: bin,
+		Args: []string{"server", filepath.Join(dir, "data"),
+			"--address", launch.LocalAddr(apiPort),
+			"--console-address", launch.LocalAddr(consolePort),
+			"--quiet"},
+		Env: []string{
+			"MINIO_ROOT_USER=" + s.AccessKey,
+			"MINIO_ROOT_PASSWORD=" + s.SecretKey,
+			"MINIO_BROWSER=off",
+			"MINIO_UPDATE=off",
+			"MINIO_CI_CD=on", // allows a data directory on the root disk
+			"HOME=" + dir,    // MinIO keeps client config under $HOME
+		},
+		Ready:        []launch.Check{launch.HTTPGet(nil, s.Endpoint+"/minio/health/live", http.StatusOK)},
+		ReadyTimeout: 30 * time.Second,
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := s.CreateBucket(context.Background(), s.Bucket); err != nil {
-		s.Close()
+	if err := s.CreateBucket(ctx, s.Bucket); err != nil {
+		s.proc.Stop()
 		return nil, fmt.Errorf("creating bucket: %w; log:\n%s", err, s.Log())
 	}
 	return s, nil
-}
-
-func (s *Server) waitLive(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		resp, err := client.Get(s.Endpoint + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("minio exited during startup; log:\n%s", s.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("minio not live within %s (%v); log:\n%s", limit, err, s.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Client is a plain SDK client for the server, for tests that set up or
@@ -279,53 +186,10 @@ func (s *Server) Config(prefix string) s3.Config {
 }
 
 // Log returns what the server has printed so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Close stops the server (SIGTERM, then SIGKILL after 5s) and removes its
 // data directory.
 func (s *Server) Close() error {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-	return os.RemoveAll(s.dir)
-}
-
-// syncBuffer lets the server's output be read while the process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Keep the last 64 KiB: enough for a failure message.
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 64<<10 {
-		b.buf = b.buf[len(b.buf)-64<<10:]
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// freePort asks the kernel for a port nobody listens on. Another process
-// could take it before MinIO binds it; Launch then fails loudly.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return errors.Join(s.proc.Stop(), os.RemoveAll(s.dir))
 }
