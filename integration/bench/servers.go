@@ -35,9 +35,13 @@ const stopGrace = 10 * time.Second
 // /readyz.
 func startStratus(ctx context.Context, bin, name string, args []string) (*launch.Process, string, error) {
 	p, err := launch.Start(ctx, launch.Spec{
-		Name:         name,
-		Path:         bin,
-		Args:         append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
+		Name: name,
+		Path: bin,
+		// No separate metrics listener (several replicas on one machine
+		// would fight over :9090): the bench reads GC counters from
+		// /metrics on the public port.
+		Args: append([]string{"serve", "--addr", "127.0.0.1:0",
+			"--set", "metrics.addr=off", "--set", "metrics.main_port=true"}, args...),
 		Ready:        []launch.Check{launch.Line(listenRE)},
 		ReadyTimeout: 60 * time.Second,
 		StopGrace:    stopGrace,
