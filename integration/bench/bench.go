@@ -120,51 +120,12 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	defer os.RemoveAll(dir)
 	log = log.With("backend", kind)
 
-	var (
-		minio    *minioServer
-		s3Args   func(bucket string) []string
-		refStore func(name string) referenceStorage
-		lim      direct
-		stopList []func()
-	)
-	defer func() {
-		for i := len(stopList) - 1; i >= 0; i-- {
-			stopList[i]()
-		}
-	}()
-	switch kind {
-	case "filesystem":
-		s3Args = func(name string) []string { return []string{"--root", filepath.Join(dir, name)} }
-		refStore = func(name string) referenceStorage { return referenceStorage{rootDir: filepath.Join(dir, name)} }
-		lim = fsDirect{dir: filepath.Join(dir, "direct")}
-	case "minio":
-		log.Info("starting minio")
-		if minio, err = startMinio(ctx, tl.Minio, filepath.Join(dir, "minio")); err != nil {
-			return fmt.Errorf("minio: %w", err)
-		}
-		stopList = append(stopList, func() { minio.Stop() })
-		s3c := newS3Client(minio)
-		for _, b := range []string{"stratus-1", "stratus-2rr", "reference", "direct"} {
-			if err := createBucket(ctx, s3c, b); err != nil {
-				return err
-			}
-		}
-		s3Args = func(bucket string) []string {
-			return []string{
-				"--set", "storage.driver=s3",
-				"--set", "storage.s3.bucket=" + bucket,
-				"--set", "storage.s3.endpoint=" + minio.endpoint,
-				"--set", "storage.s3.force_path_style=true",
-				"--set", "storage.s3.access_key=" + minio.accessKey,
-				"--set", "storage.s3.secret_key=" + minio.secretKey,
-				"--set", "storage.s3.region=us-east-1",
-			}
-		}
-		refStore = func(name string) referenceStorage { return referenceStorage{s3: minio, bucket: name} }
-		lim = s3Direct{client: s3c, bucket: "direct"}
-	default:
-		return fmt.Errorf("unknown backend %q (want filesystem or minio)", kind)
+	store, stop, err := openBackend(ctx, kind, dir, tl, log)
+	if err != nil {
+		return err
 	}
+	defer stop()
+	s3Args, refStore, lim := store.args, store.reference, store.direct
 
 	var cts []*contender
 	defer func() {
@@ -197,30 +158,11 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	newContender("stratus-1", []*launch.Process{p}, addr).gcArgs = args1
 
 	log.Info("starting stratus-2rr (redis + 2 replicas + round-robin proxy)")
-	redisProc, redisAddr, err := startRedis(ctx, tl.Redis, dir)
+	procs, rr, args2, err := startReplicaPair(ctx, tl, dir, s3Args("stratus-2rr"), start, log)
 	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	args2 := append(s3Args("stratus-2rr"), "--set", "redis.addrs="+redisAddr)
-	r1, a1, err := start("stratus-2rr-a", args2)
-	if err != nil {
-		redisProc.Stop()
 		return err
 	}
-	r2, a2, err := start("stratus-2rr-b", args2)
-	if err != nil {
-		r1.Stop()
-		redisProc.Stop()
-		return err
-	}
-	rr, err := startRoundRobin([]string{a1, a2}, log)
-	if err != nil {
-		r1.Stop()
-		r2.Stop()
-		redisProc.Stop()
-		return err
-	}
-	ct2 := newContender("stratus-2rr", []*launch.Process{r1, r2, redisProc}, rr.addr)
+	ct2 := newContender("stratus-2rr", procs, rr.addr)
 	ct2.rr, ct2.gcArgs = rr, args2
 
 	log.Info("starting reference registry")
@@ -243,6 +185,103 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 			log.Error("setup failed", "contender", ct.name, "err", err)
 		}
 	}
+	if err := rn.runRounds(ctx); err != nil {
+		return err
+	}
+	rn.gcCompare(ctx, tl.Stratus)
+	return ctx.Err()
+}
+
+// startReplicaPair starts redis, two stratus replicas on it with args and
+// a round-robin proxy in front of them; on failure it stops what it
+// started. It returns the processes, the proxy and the replicas' flags.
+func startReplicaPair(ctx context.Context, tl tools, dir string, args []string,
+	start func(name string, args []string) (*launch.Process, string, error), log *slog.Logger,
+) ([]*launch.Process, *roundRobin, []string, error) {
+	redisProc, redisAddr, err := startRedis(ctx, tl.Redis, dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	args = append(args, "--set", "redis.addrs="+redisAddr)
+	started := []*launch.Process{redisProc}
+	fail := func(err error) ([]*launch.Process, *roundRobin, []string, error) {
+		for _, p := range started {
+			p.Stop()
+		}
+		return nil, nil, nil, err
+	}
+	var addrs []string
+	for _, name := range []string{"stratus-2rr-a", "stratus-2rr-b"} {
+		p, addr, err := start(name, args)
+		if err != nil {
+			return fail(err)
+		}
+		started = append([]*launch.Process{p}, started...)
+		addrs = append(addrs, addr)
+	}
+	rr, err := startRoundRobin(addrs, log)
+	if err != nil {
+		return fail(err)
+	}
+	return started, rr, args, nil
+}
+
+// backendStore is how the contenders and the direct ceiling reach one
+// backend: stratus flags, the reference registry's storage, and the direct
+// client.
+type backendStore struct {
+	args      func(name string) []string
+	reference func(name string) referenceStorage
+	direct    direct
+}
+
+// openBackend prepares the backend kind under dir (for MinIO: starts it and
+// creates one bucket per contender); stop releases it.
+func openBackend(ctx context.Context, kind, dir string, tl tools, log *slog.Logger) (backendStore, func(), error) {
+	switch kind {
+	case "filesystem":
+		return backendStore{
+			args:      func(name string) []string { return []string{"--root", filepath.Join(dir, name)} },
+			reference: func(name string) referenceStorage { return referenceStorage{rootDir: filepath.Join(dir, name)} },
+			direct:    fsDirect{dir: filepath.Join(dir, "direct")},
+		}, func() {}, nil
+	case "minio":
+		log.Info("starting minio")
+		minio, err := startMinio(ctx, tl.Minio, filepath.Join(dir, "minio"))
+		if err != nil {
+			return backendStore{}, nil, fmt.Errorf("minio: %w", err)
+		}
+		stop := func() { minio.Stop() }
+		s3c := newS3Client(minio)
+		for _, b := range []string{"stratus-1", "stratus-2rr", "reference", "direct"} {
+			if err := createBucket(ctx, s3c, b); err != nil {
+				stop()
+				return backendStore{}, nil, err
+			}
+		}
+		return backendStore{
+			args: func(bucket string) []string {
+				return []string{
+					"--set", "storage.driver=s3",
+					"--set", "storage.s3.bucket=" + bucket,
+					"--set", "storage.s3.endpoint=" + minio.endpoint,
+					"--set", "storage.s3.force_path_style=true",
+					"--set", "storage.s3.access_key=" + minio.accessKey,
+					"--set", "storage.s3.secret_key=" + minio.secretKey,
+					"--set", "storage.s3.region=us-east-1",
+				}
+			},
+			reference: func(name string) referenceStorage { return referenceStorage{s3: minio, bucket: name} },
+			direct:    s3Direct{client: s3c, bucket: "direct"},
+		}, stop, nil
+	}
+	return backendStore{}, nil, fmt.Errorf("unknown backend %q (want filesystem or minio)", kind)
+}
+
+// runRounds runs every task in every round on every participant that
+// takes it.
+func (rn *runner) runRounds(ctx context.Context) error {
+	kind, prof, res, log := rn.backend, rn.prof, rn.res, rn.log
 	tasks := rn.tasks()
 	for round := 0; round < prof.Rounds; round++ {
 		for ti, t := range tasks {
@@ -270,8 +309,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 			}
 		}
 	}
-	rn.gcCompare(ctx, tl.Stratus)
-	return ctx.Err()
+	return nil
 }
 
 type task struct {
