@@ -8,15 +8,11 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -108,16 +104,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 
 func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	id := requestID(r)
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	w.Header().Set("X-Request-Id", id)
 	rt := parseRoute(r.URL.EscapedPath())
-	err := g.dispatch(w, r, rt)
-	if err != nil {
-		g.writeError(w, r, id, err)
+	if err := g.dispatch(w, r, rt); err != nil {
+		// httpmw.RequestID in front has vetted or generated the id and
+		// echoes it; its access log line covers every request.
+		g.writeError(w, r, r.Header.Get("X-Request-Id"), err)
 	}
-	g.logger.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "failed", err != nil)
 }
 
 func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) error {
@@ -213,16 +206,4 @@ func parseDigestParam(s, what string) (digest.Digest, error) {
 			withDetail(map[string]string{"digest": s})
 	}
 	return d, nil
-}
-
-// requestID is the caller's X-Request-Id when it is a sane token (a proxy
-// in front sets one), else a new random one; it ties a client's report to
-// the log line.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); len(id) > 0 && len(id) <= 128 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
-		return id
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
