@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -67,5 +68,43 @@ func TestUnknownBlobProbesLeaveNoPins(t *testing.T) {
 		if ttl, err := client.PTTL(context.Background(), k).Result(); err != nil || ttl <= 0 {
 			t.Errorf("HEAD of an existing blob did not pin %s: ttl %v, %v", k, ttl, err)
 		}
+	}
+}
+
+// TestEmptyUploadSessionsAreShortLived: a session that never received a
+// byte lives emptySessionTTL, not upload_ttl; its first chunk gives it the
+// full upload_ttl, so resumable uploads keep their semantics.
+func TestEmptyUploadSessionsAreShortLived(t *testing.T) {
+	srv := lockingtest.StartRedis(t)
+	cfg := lockredis.Config{Addrs: []string{srv.Addr()}}
+	cfg.SetDefaults()
+	locks, err := lockredis.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locks.Close() })
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	rcfg := gcConfig("keep")
+	rcfg.UploadTTL = 24 * time.Hour
+	tr, _ := newTestRegistryWith(t, rcfg, locks)
+	r := tr.do("POST", "/v2/app/blobs/uploads/", nil)
+	tr.expect(r, 202, "")
+	id := r.header.Get("Docker-Upload-UUID")
+	key := cfg.KeyPrefix + "session:{upload:" + id + "}"
+	ttl := func() time.Duration {
+		t.Helper()
+		d, err := client.PTTL(context.Background(), key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if got := ttl(); got <= 0 || got > emptySessionTTL {
+		t.Fatalf("empty session TTL %v, want at most %v", got, emptySessionTTL)
+	}
+	tr.expect(tr.do("PATCH", r.header.Get("Location"), []byte("first chunk")), 202, "")
+	if got := ttl(); got <= emptySessionTTL || got > rcfg.UploadTTL {
+		t.Fatalf("session TTL after the first chunk %v, want up to %v", got, rcfg.UploadTTL)
 	}
 }
