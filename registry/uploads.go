@@ -49,6 +49,10 @@ func errUploadUnknown(id string) *apiError {
 
 // newUploadID returns 128 random bits in hex: unguessable, so an upload URL
 // is a capability, and safe in any storage key.
+// emptySessionTTL bounds the life of an upload session that has received
+// no bytes: clients send their first chunk right after the POST.
+const emptySessionTTL = 10 * time.Minute
+
 func newUploadID() string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -146,7 +150,10 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	if err := g.locks.Create(ctx, id, rec, g.cfg.UploadTTL); err != nil {
+	// A session that never receives a byte costs state for as long as it
+	// lives, so it starts short-lived; the first chunk saves it with the
+	// full upload_ttl.
+	if err := g.locks.Create(ctx, id, rec, min(g.cfg.UploadTTL, emptySessionTTL)); err != nil {
 		return err
 	}
 	writeUploadStatus(w, rt.name, id, 0, http.StatusAccepted)
