@@ -36,8 +36,10 @@ import (
 )
 
 // smallBufSize is the buffer of appends small enough to stay in the tail;
-// below MinPartSize, so a small append is never a part by itself.
-const smallBufSize = 1 << 20
+// below MinPartSize, so a small append is never a part by itself. One
+// byte over 1 MiB, so that the 1 MiB chunks clients commonly send are seen
+// to end in it.
+const smallBufSize = 1<<20 + 1
 
 // maxListKeys is S3's page size limit.
 const maxListKeys = 1000
