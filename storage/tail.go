@@ -175,12 +175,16 @@ func (tio TailIO) WriteSegment(ctx context.Context, t *Tail, data []byte, level 
 
 // AppendSmall takes a whole Append of data (read into a small buffer) when
 // it joins the tail as a segment of its own: the tail stays below
-// partSize and no merge is due. It reports whether it did.
+// partSize and no merge is due. It reports whether it did; a failure is an
+// *AppendError.
 func (tio TailIO) AppendSmall(ctx context.Context, t *Tail, data []byte, partSize int64) (bool, error) {
 	if j, _ := MergeStart(Levels(t.Segs)); j != len(t.Segs) || t.Size()+int64(len(data)) >= partSize {
 		return false, nil
 	}
-	return true, tio.WriteSegment(ctx, t, data, 0)
+	if err := tio.WriteSegment(ctx, t, data, 0); err != nil {
+		return false, &AppendError{Err: err}
+	}
+	return true, nil
 }
 
 // AppendError is a failed Append of a tail: Body tells whether the caller's

@@ -209,8 +209,11 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	// Most appends are one chunk smaller than a part: take them in a
 	// small buffer, so that many concurrent small pushes do not each hold
 	// a part-sized one.
-	sp := m.d.smallBufs.Get().(*[]byte)
-	defer m.d.smallBufs.Put(sp)
+	sp, done, err := m.d.reserve(ctx, &m.d.smallBufs, smallBufSize)
+	if err != nil {
+		return 0, opError("append", st.Key, err) // the writer stays usable
+	}
+	defer done()
 	n, rerr := io.ReadFull(r, *sp)
 	switch {
 	case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
@@ -231,8 +234,11 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 		return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
 
-	bp := m.d.getBuf()
-	defer m.d.putBuf(bp)
+	bp, doneBuf, err := m.d.reserve(ctx, &m.d.bufs, int(m.d.cfg.PartSize))
+	if err != nil {
+		return 0, m.fail("append", err) // the small buffer's bytes are read: resume from the handle
+	}
+	defer doneBuf()
 	took, _, err := tio.Append(ctx, &st.Tail, *bp, io.MultiReader(bytes.NewReader((*sp)[:n]), r))
 	if ae := (*storage.AppendError)(nil); errors.As(err, &ae) && ae.Body {
 		// The caller's stream broke (a client went away); not the store.
@@ -401,8 +407,11 @@ func (m *multipart) sealTail(ctx context.Context, st *handleState) error {
 		st.Segs = nil
 		return nil
 	}
-	bp := m.d.getBuf()
-	defer m.d.putBuf(bp)
+	bp, done, err := m.d.reserve(ctx, &m.d.bufs, int(m.d.cfg.PartSize))
+	if err != nil {
+		return err
+	}
+	defer done()
 	return m.tailIO(st).Flush(ctx, &st.Tail, *bp)
 }
 
@@ -453,9 +462,18 @@ func copySource(bucket, key string) string {
 }
 
 // putMultipart finishes a Put whose body filled the first part buffer,
-// which it takes over: parts go up upload_concurrency at a time, each from
-// its own buffer.
-func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
+// which it takes over (done returns it): parts go up upload_concurrency at
+// a time, each from its own buffer, reserved from the budget together.
+func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, done func(), opts storage.PutOptions, conditional bool) (storage.Info, error) {
+	release, err := d.budget.Acquire(ctx, int64(d.cfg.UploadConcurrency)*int64(d.cfg.PartSize))
+	if err != nil {
+		done()
+		return storage.Info{}, opError("put", key, err)
+	}
+	defer release()
+	// done gives first back once every part is sent (PutBuf below skips
+	// it, or the pool would hold it twice).
+	defer done()
 	objectKey := d.objectKey(key)
 	sse, kms := d.sse()
 	in := &s3.CreateMultipartUploadInput{
@@ -467,7 +485,6 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	}
 	created, err := d.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		d.putBuf(first)
 		return storage.Info{}, opError("put", key, err)
 	}
 	uploadID := aws.ToString(created.UploadId)
@@ -481,7 +498,11 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		MaxParts:    MaxParts,
 		PartSize:    d.cfg.PartSize,
 		GetBuf:      d.getBuf,
-		PutBuf:      d.putBuf,
+		PutBuf: func(b *[]byte) {
+			if b != first {
+				d.putBuf(b)
+			}
+		},
 		Send: func(ctx context.Context, i int, data []byte) error {
 			num := int32(i + 1)
 			etag, err := d.uploadPart(ctx, objectKey, uploadID, num, data)
