@@ -213,9 +213,9 @@ func TestMergeStart(t *testing.T) {
 	}{
 		{levels: nil, wantJ: 0, wantLevel: 0},
 		{levels: []int{0, 0, 0}, wantJ: 3, wantLevel: 0},
-		{levels: fill(0, SegmentFanout-1), wantJ: 0, wantLevel: 1},
-		{levels: append([]int{1}, fill(0, SegmentFanout-1)...), wantJ: 1, wantLevel: 1},
-		{levels: append(fill(1, SegmentFanout-1), fill(0, SegmentFanout-1)...), wantJ: 0, wantLevel: 2},
+		{levels: repeat(0, SegmentFanout-1), wantJ: 0, wantLevel: 1},
+		{levels: append([]int{1}, repeat(0, SegmentFanout-1)...), wantJ: 1, wantLevel: 1},
+		{levels: append(repeat(1, SegmentFanout-1), repeat(0, SegmentFanout-1)...), wantJ: 0, wantLevel: 2},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.levels), func(t *testing.T) {
@@ -224,14 +224,6 @@ func TestMergeStart(t *testing.T) {
 			}
 		})
 	}
-}
-
-func fill(level, n int) []int {
-	s := make([]int, n)
-	for i := range s {
-		s[i] = level
-	}
-	return s
 }
 
 func TestTailCheck(t *testing.T) {
