@@ -7,17 +7,19 @@ package membudget
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/stratus-registry/stratus/storage"
 )
 
 // ErrExhausted is what Acquire returns when the budget stayed full for the
-// whole wait: the registry answers 503 with Retry-After.
-var ErrExhausted = errors.New("membudget: process memory budget exhausted")
+// whole wait. It is storage's sentinel, so that the registry and drivers
+// recognise it without importing this package.
+var ErrExhausted = storage.ErrBudgetExhausted
 
 // Budget is a weighted semaphore over bytes. It is safe for concurrent use.
 type Budget struct {
@@ -26,6 +28,8 @@ type Budget struct {
 	wait time.Duration
 	obs  Observer
 }
+
+var _ storage.BufferBudget = (*Budget)(nil)
 
 // Observer is told about every reservation, for metrics; nil means none.
 type Observer interface {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/locking"
-	"github.com/stratus-registry/stratus/membudget"
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -226,7 +225,7 @@ func backendError(err error) *apiError {
 		return retryLater(newError(codeTooManyRequests, "the storage backend is throttling requests; retry later"))
 	case storage.Retryable(err), errors.Is(err, context.DeadlineExceeded):
 		return retryLater(newError(codeUnavailable, "the storage backend is temporarily unavailable; retry later"))
-	case errors.Is(err, membudget.ErrExhausted):
+	case errors.Is(err, storage.ErrBudgetExhausted):
 		return retryLater(newError(codeUnavailable, "the registry is at its memory budget (limits.memory); retry shortly"))
 	case errors.Is(err, locking.ErrUnavailable):
 		return retryLater(newError(codeUnavailable, "the session store (redis) is unavailable; pushes are refused until it is back, pulls still work"))

@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // BufferBudget reserves the bytes of a large buffer before a driver
 // allocates or takes it from a pool, so that one process-wide bound holds
@@ -10,6 +13,11 @@ import "context"
 type BufferBudget interface {
 	Acquire(ctx context.Context, n int64) (release func(), err error)
 }
+
+// ErrBudgetExhausted is a BufferBudget's refusal: the process's buffers
+// stayed at their bound for the whole wait. The registry answers 503 with
+// Retry-After.
+var ErrBudgetExhausted = errors.New("process memory budget exhausted")
 
 // Budgeted is a driver whose buffers can be put under a BufferBudget. It is
 // set once, before the driver serves requests.
