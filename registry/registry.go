@@ -28,6 +28,11 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Authorizer decides every request; nil allows all (no auth yet).
 	Authorizer Authorizer
+	// Budget bounds the process's large buffers (manifest bodies,
+	// listing pages); nil reserves nothing. See package membudget.
+	Budget storage.BufferBudget
+	// Limits are the per-request bounds that are not about content.
+	Limits Limits
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -43,6 +48,8 @@ type Registry struct {
 	stats stats
 	// copyBufs recycles the buffers blob downloads copy through.
 	copyBufs sync.Pool
+	budget   storage.BufferBudget
+	limits   Limits
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -81,7 +88,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger, budget: deps.Budget, limits: deps.Limits}
+	if g.budget == nil {
+		g.budget = storage.NoBudget{}
+	}
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}
@@ -106,6 +116,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt := parseRoute(r.URL.EscapedPath())
+	limitBodyRate(w, r, g.limits)
 	if err := g.dispatch(w, r, rt); err != nil {
 		// httpmw.RequestID in front has vetted or generated the id and
 		// echoes it; its access log line covers every request.

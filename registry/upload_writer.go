@@ -178,6 +178,9 @@ func (wr *writer) appendChunk(ctx context.Context, r *http.Request, alg digest.A
 	n, err := mp.Append(ctx, io.TeeReader(body, h))
 	if err != nil {
 		wr.mp = nil // discard: resume from the saved handle next time
+		if errors.Is(body.err, errBodyTooSlow) {
+			return errSlowBody(body.err, wr.s.Offset)
+		}
 		if body.err != nil {
 			return newError(codeBlobUploadInvalid, "reading the chunk failed after %d bytes: %v; resend it from byte %d", body.n, body.err, wr.s.Offset).
 				withHeader("Range", rangeHeader(wr.s.Offset))

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
@@ -67,6 +69,16 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver.Close()
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
+	var metricsReg prometheus.Registerer
+	if obs != nil {
+		metricsReg = obs.registry
+	}
+	budget, err := cfg.Limits.newBudget(driver, metricsReg) // before wrapping: the driver itself takes the budget
+	if err != nil {
+		store.Close()
+		driver.Close()
+		return nil, nil, nil, nil, err
+	}
 	if obs != nil {
 		driver = obs.storage.Wrap(driver)
 		store = obs.locking.Wrap(store, sessionBackend(cfg))
@@ -75,7 +87,9 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		store.Close()
 		driver.Close()
 	}
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger})
+	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
+		Storage: driver, Locking: store, Logger: logger, Budget: budget, Limits: cfg.Limits.registryLimits(),
+	})
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err
