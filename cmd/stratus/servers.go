@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/httpmw"
+	"github.com/stratus-registry/stratus/internal/tlsreload"
 	"github.com/stratus-registry/stratus/registry"
 )
 
@@ -46,11 +46,22 @@ func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready 
 		// bounded by http.shutdown_timeout, not by cancelling them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if cfg.HTTP.TLS.Cert != "" {
-		s.public.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.tlsEnabled() {
+		reloader, err := tlsreload.New(cfg.tlsFiles(), logger.With("component", "tls"))
+		if err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+		// The watch ends with serve's context; the last certificate loaded
+		// keeps serving through the drain.
+		go reloader.Watch(ctx)
+		s.public.TLSConfig = reloader.TLSConfig()
 	}
 	if s.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	if !cfg.tlsEnabled() && tlsreload.Exposed(s.ln.Addr().String()) {
+		logger.Warn("plain HTTP on a non-loopback address: credentials and content cross the network unencrypted; set http.tls.cert and http.tls.key, or terminate TLS in front and bind http.addr to loopback",
+			"addr", s.ln.Addr().String())
 	}
 	if cfg.Metrics.Addr == metricsOff {
 		return s, nil
@@ -102,7 +113,9 @@ func (s *servers) start() <-chan error {
 	tlsOn := s.public.TLSConfig != nil
 	go func() {
 		if tlsOn {
-			errc <- s.public.ServeTLS(s.ln, s.cfg.HTTP.TLS.Cert, s.cfg.HTTP.TLS.Key)
+			// The certificate comes from TLSConfig.GetCertificate, which
+			// follows file changes; ServeTLS keeps "h2" in NextProtos.
+			errc <- s.public.ServeTLS(s.ln, "", "")
 			return
 		}
 		errc <- s.public.Serve(s.ln)

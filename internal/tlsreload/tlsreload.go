@@ -236,3 +236,12 @@ func (r *Reloader) TLSConfig() *tls.Config {
 	}
 	return base
 }
+
+// Check reads and parses the files once, without watching, so that a
+// configuration check reports a missing or broken file before a server
+// starts. Failures are *FileError values, joined.
+func Check(cfg Config) error {
+	r := &Reloader{cfg: cfg}
+	_, err := r.load()
+	return err
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/internal/tlsreload"
+	"github.com/stratus-registry/stratus/internal/tlsreload/tlstest"
 )
 
 // syncBuffer is a log sink the watcher goroutine and the test share.
@@ -143,24 +144,24 @@ func (s *tlsServer) waitLog(t *testing.T, sub string) {
 // certFiles is a way of putting a cert and key on disk and replacing them.
 type certFiles struct {
 	name    string
-	install func(t *testing.T, l leaf) (cert, key string, replace func(leaf))
+	install func(t *testing.T, l tlstest.Leaf) (cert, key string, replace func(tlstest.Leaf))
 }
 
 var layouts = []certFiles{
-	{"rewrite the files in place", func(t *testing.T, l leaf) (string, string, func(leaf)) {
+	{"rewrite the files in place", func(t *testing.T, l tlstest.Leaf) (string, string, func(tlstest.Leaf)) {
 		dir := t.TempDir()
 		cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-		writeFile(t, cert, l.certPEM)
-		writeFile(t, key, l.keyPEM)
-		return cert, key, func(n leaf) {
-			writeFile(t, cert, n.certPEM)
-			writeFile(t, key, n.keyPEM)
+		writeFile(t, cert, l.CertPEM)
+		writeFile(t, key, l.KeyPEM)
+		return cert, key, func(n tlstest.Leaf) {
+			writeFile(t, cert, n.CertPEM)
+			writeFile(t, key, n.KeyPEM)
 		}
 	}},
-	{"kubernetes ..data symlink swap", func(t *testing.T, l leaf) (string, string, func(leaf)) {
-		v := newSecretVolume(t, map[string][]byte{"tls.crt": l.certPEM, "tls.key": l.keyPEM})
-		return v.path("tls.crt"), v.path("tls.key"), func(n leaf) {
-			v.update(t, map[string][]byte{"tls.crt": n.certPEM, "tls.key": n.keyPEM})
+	{"kubernetes ..data symlink swap", func(t *testing.T, l tlstest.Leaf) (string, string, func(tlstest.Leaf)) {
+		v := newSecretVolume(t, map[string][]byte{"tls.crt": l.CertPEM, "tls.key": l.KeyPEM})
+		return v.path("tls.crt"), v.path("tls.key"), func(n tlstest.Leaf) {
+			v.update(t, map[string][]byte{"tls.crt": n.CertPEM, "tls.key": n.KeyPEM})
 		}
 	}},
 }
@@ -168,65 +169,65 @@ var layouts = []certFiles{
 func TestRotationPickedUpByRunningServer(t *testing.T) {
 	for _, layout := range layouts {
 		t.Run(layout.name, func(t *testing.T) {
-			ca := newTestCA(t, "test CA")
-			first, second, third := ca.issue(t, "first", false), ca.issue(t, "second", false), ca.issue(t, "third", false)
+			ca := tlstest.NewCA(t, "test CA")
+			first, second, third := ca.Issue(t, "first", false), ca.Issue(t, "second", false), ca.Issue(t, "third", false)
 			cert, key, replace := layout.install(t, first)
 			srv := startTLSServer(t, tlsreload.Config{CertFile: cert, KeyFile: key})
-			if got := srv.servedSerial(t, ca.pool()); got.Cmp(first.serial) != 0 {
-				t.Fatalf("served serial %s, want the first certificate's %s", got, first.serial)
+			if got := srv.servedSerial(t, ca.Pool()); got.Cmp(first.Serial) != 0 {
+				t.Fatalf("served serial %s, want the first certificate's %s", got, first.Serial)
 			}
 			replace(second)
-			srv.waitServed(t, ca.pool(), second.serial)
+			srv.waitServed(t, ca.Pool(), second.Serial)
 			replace(third) // and again: the watch survives a swap
-			srv.waitServed(t, ca.pool(), third.serial)
+			srv.waitServed(t, ca.Pool(), third.Serial)
 		})
 	}
 }
 
 func TestBrokenNewCertificateKeepsTheOldOne(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	good, next := ca.issue(t, "good", false), ca.issue(t, "next", false)
+	ca := tlstest.NewCA(t, "test CA")
+	good, next := ca.Issue(t, "good", false), ca.Issue(t, "next", false)
 	tests := []struct {
 		name      string
 		cert, key []byte
 	}{
-		{"garbage certificate", []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), good.keyPEM},
-		{"key of another certificate", next.certPEM, good.keyPEM},
+		{"garbage certificate", []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), good.KeyPEM},
+		{"key of another certificate", next.CertPEM, good.KeyPEM},
 		{"empty files", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-			writeFile(t, cert, good.certPEM)
-			writeFile(t, key, good.keyPEM)
+			writeFile(t, cert, good.CertPEM)
+			writeFile(t, key, good.KeyPEM)
 			srv := startTLSServer(t, tlsreload.Config{CertFile: cert, KeyFile: key})
 			writeFile(t, cert, tt.cert)
 			writeFile(t, key, tt.key)
 			srv.waitLog(t, "still serving the previous certificate")
-			if got := srv.servedSerial(t, ca.pool()); got.Cmp(good.serial) != 0 {
-				t.Fatalf("after a broken update the server shows serial %s, want the old %s", got, good.serial)
+			if got := srv.servedSerial(t, ca.Pool()); got.Cmp(good.Serial) != 0 {
+				t.Fatalf("after a broken update the server shows serial %s, want the old %s", got, good.Serial)
 			}
 			// A fixed pair afterwards is picked up.
-			writeFile(t, cert, next.certPEM)
-			writeFile(t, key, next.keyPEM)
-			srv.waitServed(t, ca.pool(), next.serial)
+			writeFile(t, cert, next.CertPEM)
+			writeFile(t, key, next.KeyPEM)
+			srv.waitServed(t, ca.Pool(), next.Serial)
 		})
 	}
 }
 
 func TestMutualTLS(t *testing.T) {
-	serverCA, clientCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "client CA"), newTestCA(t, "other CA")
+	serverCA, clientCA, otherCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA"), tlstest.NewCA(t, "other CA")
 	dir := t.TempDir()
 	cert, key, cas := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
-	sl := serverCA.issue(t, "server", false)
-	writeFile(t, cert, sl.certPEM)
-	writeFile(t, key, sl.keyPEM)
-	writeFile(t, cas, clientCA.pem)
+	sl := serverCA.Issue(t, "server", false)
+	writeFile(t, cert, sl.CertPEM)
+	writeFile(t, key, sl.KeyPEM)
+	writeFile(t, cas, clientCA.PEM)
 	srv := startTLSServer(t, tlsreload.Config{CertFile: cert, KeyFile: key, ClientCAFile: cas})
 
-	good := clientCA.issue(t, "alice", true).tlsCert(t)
-	foreign := otherCA.issue(t, "mallory", true).tlsCert(t)
+	good := clientCA.Issue(t, "alice", true).TLSCert(t)
+	foreign := otherCA.Issue(t, "mallory", true).TLSCert(t)
 	tests := []struct {
 		name   string
 		certs  []tls.Certificate
@@ -238,7 +239,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := srv.get(t, &tls.Config{RootCAs: serverCA.pool(), Certificates: tt.certs})
+			resp, err := srv.get(t, &tls.Config{RootCAs: serverCA.Pool(), Certificates: tt.certs})
 			if tt.accept && (err != nil || resp.StatusCode != http.StatusOK) {
 				t.Fatalf("want accepted, got %v %v", resp, err)
 			}
@@ -249,10 +250,10 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	t.Run("client CA bundle reloaded", func(t *testing.T) {
-		writeFile(t, cas, otherCA.pem)
+		writeFile(t, cas, otherCA.PEM)
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			_, err := srv.get(t, &tls.Config{RootCAs: serverCA.pool(), Certificates: []tls.Certificate{foreign}})
+			_, err := srv.get(t, &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{foreign}})
 			if err == nil {
 				break
 			}
@@ -261,19 +262,19 @@ func TestMutualTLS(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if _, err := srv.get(t, &tls.Config{RootCAs: serverCA.pool(), Certificates: []tls.Certificate{good}}); err == nil {
+		if _, err := srv.get(t, &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{good}}); err == nil {
 			t.Fatal("a certificate of the replaced client CA is still accepted")
 		}
 	})
 }
 
 func TestProtocols(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	l := ca.issue(t, "server", false)
+	ca := tlstest.NewCA(t, "test CA")
+	l := ca.Issue(t, "server", false)
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeFile(t, cert, l.certPEM)
-	writeFile(t, key, l.keyPEM)
+	writeFile(t, cert, l.CertPEM)
+	writeFile(t, key, l.KeyPEM)
 	srv := startTLSServer(t, tlsreload.Config{CertFile: cert, KeyFile: key})
 	tests := []struct {
 		name      string
@@ -287,7 +288,7 @@ func TestProtocols(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := srv.get(t, &tls.Config{RootCAs: ca.pool(), MinVersion: tt.min, MaxVersion: tt.max})
+			resp, err := srv.get(t, &tls.Config{RootCAs: ca.Pool(), MinVersion: tt.min, MaxVersion: tt.max})
 			if tt.wantMajor == 0 {
 				if err == nil {
 					t.Fatalf("TLS max %x accepted (%s)", tt.max, resp.Proto)
@@ -305,12 +306,12 @@ func TestProtocols(t *testing.T) {
 }
 
 func TestNewReportsEveryUnreadableFile(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	l := ca.issue(t, "server", false)
+	ca := tlstest.NewCA(t, "test CA")
+	l := ca.Issue(t, "server", false)
 	dir := t.TempDir()
 	cert, key, bad := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "bad.pem")
-	writeFile(t, cert, l.certPEM)
-	writeFile(t, key, l.keyPEM)
+	writeFile(t, cert, l.CertPEM)
+	writeFile(t, key, l.KeyPEM)
 	writeFile(t, bad, []byte("not pem"))
 	missing := filepath.Join(dir, "missing.pem")
 	tests := []struct {
