@@ -28,6 +28,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Authorizer decides every request; nil allows all (no auth yet).
 	Authorizer Authorizer
+	// UploadSlots bound concurrent upload sessions per repository; nil:
+	// unbounded.
+	UploadSlots UploadSlots
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -37,6 +40,8 @@ type Registry struct {
 	locks   locking.Store
 	auth    Authorizer
 	logger  *slog.Logger
+	// uploadSlots is nil without a per-repository upload limit.
+	uploadSlots UploadSlots
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -81,7 +86,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger, uploadSlots: deps.UploadSlots}
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}

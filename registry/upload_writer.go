@@ -255,7 +255,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		if err := repo.CommitBlob(ctx, d, wr.id, wr.s.Offset); err != nil {
 			return err
 		}
-		g.endSession(ctx, wr.id)
+		g.endSession(ctx, wr.s.Repo, wr.id)
 		return nil
 	}
 	verified, err := wr.verify(d)
@@ -285,7 +285,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		}
 		if got != d {
 			g.content.DeleteDataQuietly(ctx, wr.id)
-			g.endSession(ctx, wr.id)
+			g.endSession(ctx, wr.s.Repo, wr.id)
 			return errDigestMismatch(d, got)
 		}
 	}
@@ -293,7 +293,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 	if err := repo.CommitBlob(ctx, d, wr.id, info.Size); err != nil {
 		return err
 	}
-	g.endSession(ctx, wr.id)
+	g.endSession(ctx, wr.s.Repo, wr.id)
 	return nil
 }
 

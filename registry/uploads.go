@@ -146,7 +146,11 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
+	if err := g.acquireUploadSlot(ctx, rt.name, id); err != nil {
+		return err
+	}
 	if err := g.locks.Create(ctx, id, rec, g.cfg.UploadTTL); err != nil {
+		g.releaseUploadSlot(ctx, rt.name, id)
 		return err
 	}
 	writeUploadStatus(w, rt.name, id, 0, http.StatusAccepted)
@@ -290,7 +294,8 @@ func (wr *writer) holdsWholeBlob(d digest.Digest) bool {
 	return err == nil && digest.NewDigest(d.Algorithm(), h) == d
 }
 
-func (g *Registry) endSession(ctx context.Context, id string) {
+func (g *Registry) endSession(ctx context.Context, repo, id string) {
+	g.releaseUploadSlot(ctx, repo, id)
 	if err := g.locks.Delete(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, locking.ErrNotFound) {
 		g.logger.Warn("deleting finished upload session; it will expire", "upload", id, "err", err)
 	}
@@ -326,6 +331,7 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 	if err := g.locks.Delete(ctx, rt.arg); err != nil && !errors.Is(err, locking.ErrNotFound) {
 		return err
 	}
+	g.releaseUploadSlot(ctx, rt.name, rt.arg)
 	writeEmpty(w, http.StatusNoContent)
 	return nil
 }
