@@ -32,6 +32,7 @@ type Config struct {
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
 	Metrics  MetricsConfig    `yaml:"metrics"`
+	Limits   LimitsConfig     `yaml:"limits"`
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
@@ -278,6 +279,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Limits.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -332,7 +334,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate())
+	errs = append(errs, c.Registry.Validate(), c.Limits.validate())
 	return errors.Join(errs...)
 }
 
