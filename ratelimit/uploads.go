@@ -19,17 +19,16 @@ const maxUploadRetryAfter = 30 * time.Second
 type UploadLimit struct {
 	Slots Slots
 	// Limit is the most sessions one repository may have open.
-	Limit int
-	// TTL is the session's: a slot not released lapses with its session.
-	TTL     time.Duration
+	Limit   int
 	Metrics *Metrics
 }
 
 func uploadKey(repo string) string { return "uploads:" + repo }
 
-// AcquireUpload takes a slot for upload id in repo.
-func (u UploadLimit) AcquireUpload(ctx context.Context, repo, id string) (bool, time.Duration, error) {
-	d, err := u.Slots.Acquire(ctx, uploadKey(repo), id, u.Limit, u.TTL)
+// AcquireUpload takes (or renews) a slot for upload id in repo for ttl,
+// the session's own: a slot never released lapses with its session.
+func (u UploadLimit) AcquireUpload(ctx context.Context, repo, id string, ttl time.Duration) (bool, time.Duration, error) {
+	d, err := u.Slots.Acquire(ctx, uploadKey(repo), id, u.Limit, ttl)
 	if err != nil {
 		u.Metrics.Failed(KindUploads)
 		return false, 0, err

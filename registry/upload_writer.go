@@ -232,6 +232,8 @@ func (wr *writer) save(ctx context.Context, s *session) error {
 		return newError(codeBlobUploadInvalid, "upload %s was taken over by another request; check its status and resume", wr.id).withStatus(http.StatusConflict)
 	case errors.Is(err, locking.ErrNotFound):
 		return errUploadUnknown(wr.id)
+	case err == nil:
+		wr.g.renewUploadSlot(ctx, s.Repo, wr.id)
 	}
 	return err
 }

@@ -20,7 +20,7 @@ func newLimitedRegistry(t *testing.T, limit int) *testRegistry {
 	t.Cleanup(func() { locks.Close() })
 	store := inmemory.New()
 	cfg := Config{LeaseTTL: 2 * time.Second, LeaseWait: 3 * time.Second}
-	slots := ratelimit.UploadLimit{Slots: ratelimit.NewMemorySlots(), Limit: limit, TTL: time.Hour}
+	slots := ratelimit.UploadLimit{Slots: ratelimit.NewMemorySlots(), Limit: limit}
 	reg, err := New(context.Background(), cfg, Deps{Storage: store, Locking: locks, UploadSlots: slots})
 	if err != nil {
 		t.Fatal(err)

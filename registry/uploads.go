@@ -49,6 +49,10 @@ func errUploadUnknown(id string) *apiError {
 
 // newUploadID returns 128 random bits in hex: unguessable, so an upload URL
 // is a capability, and safe in any storage key.
+// emptySessionTTL bounds the life of an upload session that has received
+// no bytes: clients send their first chunk right after the POST.
+const emptySessionTTL = 10 * time.Minute
+
 func newUploadID() string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -146,10 +150,14 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	if err := g.acquireUploadSlot(ctx, rt.name, id); err != nil {
+	// A session that never receives a byte costs state for as long as it
+	// lives, so it starts short-lived; the first chunk saves it with the
+	// full upload_ttl. Its upload slot lives as long (save renews it).
+	ttl := min(g.cfg.UploadTTL, emptySessionTTL)
+	if err := g.acquireUploadSlot(ctx, rt.name, id, ttl); err != nil {
 		return err
 	}
-	if err := g.locks.Create(ctx, id, rec, g.cfg.UploadTTL); err != nil {
+	if err := g.locks.Create(ctx, id, rec, ttl); err != nil {
 		g.releaseUploadSlot(ctx, rt.name, id)
 		return err
 	}

@@ -95,7 +95,7 @@ func (l *limits) open(cfg *Config, store locking.Store, metrics *ratelimit.Metri
 			l.rate = ratelimit.NewMemory(ratelimit.DefaultMaxKeys)
 		}
 	}
-	l.uploads = ratelimit.UploadLimit{Slots: slots, Limit: cfg.Limits.UploadsPerRepository, TTL: cfg.Registry.UploadTTL, Metrics: metrics}
+	l.uploads = ratelimit.UploadLimit{Slots: slots, Limit: cfg.Limits.UploadsPerRepository, Metrics: metrics}
 	if l.rate != nil {
 		l.logger.Info("rate limit on", "requests_per_second", cfg.Limits.Rate.RequestsPerSecond, "burst", cfg.Limits.Rate.Burst,
 			"shared", cfg.redisEnabled())
