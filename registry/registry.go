@@ -33,6 +33,9 @@ type Deps struct {
 	Budget storage.BufferBudget
 	// Limits are the per-request bounds that are not about content.
 	Limits Limits
+	// UploadSlots bound concurrent upload sessions per repository; nil:
+	// unbounded.
+	UploadSlots UploadSlots
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -42,6 +45,8 @@ type Registry struct {
 	locks   locking.Store
 	auth    Authorizer
 	logger  *slog.Logger
+	// uploadSlots is nil without a per-repository upload limit.
+	uploadSlots UploadSlots
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -88,7 +93,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger, budget: deps.Budget, limits: deps.Limits}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger, budget: deps.Budget, limits: deps.Limits,
+		uploadSlots: deps.UploadSlots}
 	if g.budget == nil {
 		g.budget = storage.NoBudget{}
 	}

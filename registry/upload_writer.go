@@ -235,6 +235,8 @@ func (wr *writer) save(ctx context.Context, s *session) error {
 		return newError(codeBlobUploadInvalid, "upload %s was taken over by another request; check its status and resume", wr.id).withStatus(http.StatusConflict)
 	case errors.Is(err, locking.ErrNotFound):
 		return errUploadUnknown(wr.id)
+	case err == nil:
+		wr.g.renewUploadSlot(ctx, s.Repo, wr.id)
 	}
 	return err
 }
@@ -258,7 +260,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		if err := repo.CommitBlob(ctx, d, wr.id, wr.s.Offset); err != nil {
 			return err
 		}
-		g.endSession(ctx, wr.id)
+		g.endSession(ctx, wr.s.Repo, wr.id)
 		return nil
 	}
 	verified, err := wr.verify(d)
@@ -288,7 +290,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		}
 		if got != d {
 			g.content.DeleteDataQuietly(ctx, wr.id)
-			g.endSession(ctx, wr.id)
+			g.endSession(ctx, wr.s.Repo, wr.id)
 			return errDigestMismatch(d, got)
 		}
 	}
@@ -296,7 +298,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 	if err := repo.CommitBlob(ctx, d, wr.id, info.Size); err != nil {
 		return err
 	}
-	g.endSession(ctx, wr.id)
+	g.endSession(ctx, wr.s.Repo, wr.id)
 	return nil
 }
 

@@ -70,10 +70,14 @@ func (f *LogFormat) UnmarshalText(b []byte) error {
 // HTTPConfig is the listener.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
-	// TLS is on when both files are set.
+	// TLS is on when both files are set. The files are re-read when they
+	// change (see internal/tlsreload).
 	TLS struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
+		// ClientCA is a PEM bundle; when set, every client must present a
+		// certificate it verifies (mutual TLS).
+		ClientCA string `yaml:"client_ca"`
 	} `yaml:"tls"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -297,9 +301,7 @@ func (c *Config) redisEnabled() bool { return len(c.Redis.Addrs) > 0 }
 // Validate reports every problem at once, each with its key path.
 func (c *Config) Validate() error {
 	var errs []error
-	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
-		errs = append(errs, errors.New("http.tls: cert and key must be set together"))
-	}
+	errs = append(errs, c.validateTLS())
 	for _, f := range []struct {
 		key string
 		d   time.Duration

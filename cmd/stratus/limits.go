@@ -3,17 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/stratus-registry/stratus/membudget"
-	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage"
 )
 
-// LimitsConfig is the `limits:` section: what one process may spend on
-// its requests, whatever they carry.
+// LimitsConfig is the `limits:` section: what one process may spend on its
+// requests, and the abuse limits shared by every replica through Redis (in
+// process without it).
 type LimitsConfig struct {
 	// Memory bounds the large buffers of all requests together (upload
 	// part buffers, manifest bodies, referrers pages). A request that
@@ -28,7 +26,31 @@ type LimitsConfig struct {
 	MinBodyRate    storage.Size  `yaml:"min_body_rate"`
 	BodyRateWindow time.Duration `yaml:"body_rate_window"`
 	BodyRateGrace  time.Duration `yaml:"body_rate_grace"`
+	// Rate limits requests per client IP, and per user once
+	// authentication names one. Off unless requests_per_second is set.
+	Rate RateConfig `yaml:"rate"`
+	// UploadsPerRepository bounds the upload sessions open at once in one
+	// repository.
+	UploadsPerRepository int `yaml:"uploads_per_repository"`
 }
+
+// RateConfig is `limits.rate`.
+type RateConfig struct {
+	// RequestsPerSecond is the sustained rate; 0 turns rate limiting off.
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	// Burst is how many requests may arrive at once; by default one
+	// second's worth (at least 1).
+	Burst int `yaml:"burst"`
+}
+
+// DefaultUploadsPerRepository is limits.uploads_per_repository's default:
+// far above what a CI fleet pushing one repository needs, low enough that
+// one client cannot fill Redis with sessions.
+const DefaultUploadsPerRepository = 1000
+
+// maxRequestsPerSecond keeps the GCRA interval at or above the limiter's
+// microsecond resolution.
+const maxRequestsPerSecond = 1e6
 
 // Defaults of the limits section.
 const (
@@ -54,6 +76,12 @@ func (c *LimitsConfig) setDefaults() {
 	if c.BodyRateGrace == 0 {
 		c.BodyRateGrace = defaultBodyRateGrace
 	}
+	if c.UploadsPerRepository == 0 {
+		c.UploadsPerRepository = DefaultUploadsPerRepository
+	}
+	if c.Rate.RequestsPerSecond > 0 && c.Rate.Burst == 0 {
+		c.Rate.Burst = max(1, int(math.Ceil(c.Rate.RequestsPerSecond)))
+	}
 }
 
 // validate reports every invalid key of the section.
@@ -74,31 +102,18 @@ func (c *LimitsConfig) validate() error {
 	if c.BodyRateGrace < 0 {
 		errs = append(errs, errors.New("limits.body_rate_grace: must not be negative"))
 	}
+	rps := c.Rate.RequestsPerSecond
+	switch {
+	case math.IsNaN(rps) || rps < 0 || rps > maxRequestsPerSecond:
+		errs = append(errs, fmt.Errorf("limits.rate.requests_per_second: %g is outside 0..%g (0 turns rate limiting off)", rps, float64(maxRequestsPerSecond)))
+	case rps == 0 && c.Rate.Burst != 0:
+		errs = append(errs, errors.New("limits.rate.burst: set but limits.rate.requests_per_second is 0 (rate limiting off)"))
+	}
+	if c.Rate.Burst < 0 {
+		errs = append(errs, errors.New("limits.rate.burst: must not be negative"))
+	}
+	if c.UploadsPerRepository < 0 {
+		errs = append(errs, fmt.Errorf("limits.uploads_per_repository: %d is negative", c.UploadsPerRepository))
+	}
 	return errors.Join(errs...)
-}
-
-// registryLimits is the registry's view of the section.
-func (c *LimitsConfig) registryLimits() registry.Limits {
-	return registry.Limits{MinBodyRate: int64(c.MinBodyRate), BodyRateWindow: c.BodyRateWindow, BodyRateGrace: c.BodyRateGrace}
-}
-
-// newBudget builds the process's memory budget, with its metrics on reg
-// when reg is not nil, and puts driver's buffers under it.
-func (c *LimitsConfig) newBudget(driver storage.Driver, reg prometheus.Registerer) (*membudget.Budget, error) {
-	var obs membudget.Observer
-	if reg != nil {
-		m, err := membudget.NewMetrics(reg, int64(c.Memory))
-		if err != nil {
-			return nil, err
-		}
-		obs = m
-	}
-	b, err := membudget.New(int64(c.Memory), c.MemoryWait, obs)
-	if err != nil {
-		return nil, fmt.Errorf("limits.memory: %w", err)
-	}
-	if bd, ok := driver.(storage.Budgeted); ok {
-		bd.SetBufferBudget(b)
-	}
-	return b, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratus-registry/stratus/httpmw"
 	linstrument "github.com/stratus-registry/stratus/locking/instrument"
+	"github.com/stratus-registry/stratus/ratelimit"
 	"github.com/stratus-registry/stratus/registry"
 	sinstrument "github.com/stratus-registry/stratus/storage/instrument"
 )
@@ -23,6 +24,7 @@ type observability struct {
 	storage  *sinstrument.Metrics
 	locking  *linstrument.Metrics
 	http     *httpmw.Metrics
+	limits   *ratelimit.Metrics
 }
 
 func newObservability() (*observability, error) {
@@ -42,6 +44,9 @@ func newObservability() (*observability, error) {
 		return nil, err
 	}
 	if o.http, err = httpmw.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if o.limits, err = ratelimit.NewMetrics(reg); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -99,6 +99,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// Client is the connection pool, so that other shared state (the rate
+// limits) uses the same connections and settings rather than a second pool.
+func (s *Store) Client() goredis.UniversalClient { return s.client }
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.client.Close() }
 
