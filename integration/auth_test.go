@@ -188,7 +188,6 @@ func TestAuthLibrariesAndOrganisation(t *testing.T) {
 	}
 }
 
-
 func equalHeaders(a, b http.Header) bool {
 	if len(a) != len(b) {
 		return false
@@ -251,6 +250,25 @@ func TestAuthCLIsOverTLS(t *testing.T) {
 			"docker://"+host+"/team-a/seed:v1", "docker://"+host+"/team-a/skopeo:v1")
 		if out := run(t, nil, "skopeo", "inspect", "--authfile", authfile, "--cert-dir", s.ca.dir, "docker://"+host+"/team-a/skopeo:v1"); !strings.Contains(out, want.String()) {
 			t.Fatalf("skopeo inspect: %s", out)
+		}
+	})
+	t.Run("podman", func(t *testing.T) {
+		// Its own storage, run root and auth file: nothing of the
+		// machine's podman setup is read or changed.
+		dir := t.TempDir()
+		authfile := filepath.Join(dir, "auth.json")
+		global := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"),
+			"--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"}
+		podman := func(args ...string) string {
+			t.Helper()
+			return run(t, nil, "podman", append(global, args...)...)
+		}
+		runStdin(t, nil, pw(), "podman", append(global, "login", "--authfile", authfile, "--cert-dir", s.ca.dir, "-u", "bob", "--password-stdin", host)...)
+		podman("pull", "--authfile", authfile, "--cert-dir", s.ca.dir, host+"/team-a/seed:v1")
+		podman("tag", host+"/team-a/seed:v1", host+"/team-a/podman:v1")
+		podman("push", "--authfile", authfile, "--cert-dir", s.ca.dir, host+"/team-a/podman:v1")
+		if _, err := remote.Head(tlsRef(t, srv, "team-a/podman:v1"), ggcrOpts(s.ca, "alice")...); err != nil {
+			t.Fatalf("the image podman pushed: %v", err)
 		}
 	})
 	t.Run("login with a wrong password fails", func(t *testing.T) {
