@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -37,7 +38,10 @@ func (l *limits) open(cfg *Config, store locking.Store, metrics *ratelimit.Metri
 			l.rate = ratelimit.NewMemory(ratelimit.DefaultMaxKeys)
 		}
 	}
-	l.uploads = ratelimit.UploadLimit{Slots: slots, Limit: cfg.Limits.UploadsPerRepository, Metrics: metrics}
+	l.uploads = ratelimit.UploadLimit{
+		Slots: slots, Limit: cfg.Limits.UploadsPerRepository, Metrics: metrics,
+		PerUser: cfg.Limits.UploadsPerUser, User: func(ctx context.Context) string { return auth.IdentityFrom(ctx).Name },
+	}
 	if l.rate != nil {
 		l.logger.Info("rate limit on", "requests_per_second", cfg.Limits.Rate.RequestsPerSecond, "burst", cfg.Limits.Rate.Burst,
 			"shared", cfg.redisEnabled())
