@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry/content"
+	"github.com/stratus-registry/stratus/storage"
 )
 
 // session is the upload-session record kept in the locking store
@@ -201,12 +202,18 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		return err
 	}
 	id := newUploadID()
-	body := &clientBody{r: r.Body}
+	body, err := g.uploadBody(r)
+	if err != nil {
+		return err
+	}
 	info, err := g.content.PutData(ctx, id, io.TeeReader(body, h), r.ContentLength)
 	if err != nil {
 		// The write may have been applied with its answer lost; the key is
 		// this request's own, so removing it cannot hurt anyone.
 		g.content.DeleteDataQuietly(ctx, id)
+		if errors.Is(body.err, errChunkTooLarge) {
+			return errTooLarge(g.cfg.MaxChunkSize)
+		}
 		if body.err != nil {
 			return newError(codeBlobUploadInvalid, "reading the blob failed after %d bytes: %v", body.n, body.err)
 		}
@@ -350,18 +357,42 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 }
 
 // clientBody remembers why reading a request body failed, so that a client
-// that sends less than it announced gets a 400, not a storage 5xx.
+// that sends less than it announced gets a 400, not a storage 5xx. With max
+// it also refuses a body longer than registry.max_chunk_size.
 type clientBody struct {
 	r   io.Reader
 	n   int64
+	max int64 // 0: unbounded
 	err error
 }
+
+// errChunkTooLarge ends a body that outgrew registry.max_chunk_size.
+var errChunkTooLarge = errors.New("request body exceeds registry.max_chunk_size")
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if b.max > 0 && b.n > b.max {
+		b.err = errChunkTooLarge
+		return n, b.err
+	}
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
 	return n, err
+}
+
+// uploadBody is r's body as an upload chunk (or monolithic blob), refused
+// up front when its Content-Length is over registry.max_chunk_size.
+func (g *Registry) uploadBody(r *http.Request) (*clientBody, error) {
+	limit := int64(g.cfg.MaxChunkSize)
+	if limit > 0 && r.ContentLength > limit {
+		return nil, errTooLarge(g.cfg.MaxChunkSize)
+	}
+	return &clientBody{r: r.Body, max: limit}, nil
+}
+
+func errTooLarge(limit storage.Size) *apiError {
+	return newError(codeSizeInvalid, "upload request bodies are limited to %s (registry.max_chunk_size); send the blob in smaller chunks", limit).
+		withStatus(http.StatusRequestEntityTooLarge)
 }
