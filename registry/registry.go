@@ -28,6 +28,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Authorizer decides every request; nil allows all (no auth yet).
 	Authorizer Authorizer
+	// Events receives push, pull, delete and mount events; nil drops them.
+	Events EventSink
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -36,6 +38,7 @@ type Registry struct {
 	content *content.Store
 	locks   locking.Store
 	auth    Authorizer
+	events  EventSink
 	logger  *slog.Logger
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
@@ -84,6 +87,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
 	if g.auth == nil {
 		g.auth = allowAll{}
+	}
+	if g.events = deps.Events; g.events == nil {
+		g.events = nopSink{}
 	}
 	cs, err := content.New(deps.Storage, deps.Locking, content.Options{
 		MaxManifestSize: int64(cfg.MaxManifestSize), Logger: logger, Hooks: contentHooks{g},

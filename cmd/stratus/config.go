@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stratus-registry/stratus/httpmw"
+	"github.com/stratus-registry/stratus/notifications"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
@@ -32,6 +33,8 @@ type Config struct {
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
 	Metrics  MetricsConfig    `yaml:"metrics"`
+	// Notifications are the webhooks (notifications package).
+	Notifications notifications.Config `yaml:"notifications"`
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
@@ -274,6 +277,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Notifications.SetDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -330,7 +334,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate())
+	errs = append(errs, c.Registry.Validate(), c.Notifications.Validate("notifications"))
 	return errors.Join(errs...)
 }
 

@@ -67,15 +67,23 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver.Close()
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
+	rawStore := store
 	if obs != nil {
 		driver = obs.storage.Wrap(driver)
 		store = obs.locking.Wrap(store, sessionBackend(cfg))
 	}
+	events, stopEvents, err := openNotifications(ctx, cfg, rawStore, logger, obs)
+	if err != nil {
+		store.Close()
+		driver.Close()
+		return nil, nil, nil, nil, err
+	}
 	closeAll := func() {
+		stopEvents()
 		store.Close()
 		driver.Close()
 	}
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger})
+	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger, Events: events})
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err

@@ -99,6 +99,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// Client is the connection pool, for other users of the same Redis (the
+// webhook queue), so that one configuration and one pool serve both.
+func (s *Store) Client() goredis.UniversalClient { return s.client }
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.client.Close() }
 
