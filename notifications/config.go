@@ -74,7 +74,7 @@ type Endpoint struct {
 	Format Format `yaml:"format"`
 	// DistributionMediaType selects the envelope's Content-Type: "v2"
 	// (application/vnd.docker.distribution.events.v2+json) or "v1".
-	DistributionMediaType string `yaml:"distribution_media_type"`
+	DistributionMediaType string  `yaml:"distribution_media_type"`
 	Filters               Filters `yaml:"filters"`
 }
 

@@ -14,8 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stratus-registry/stratus/httpmw"
-	"github.com/stratus-registry/stratus/notifications"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
+	"github.com/stratus-registry/stratus/notifications"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
