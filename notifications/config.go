@@ -100,12 +100,12 @@ const (
 // everything.
 type Filters struct {
 	// Actions: push, pull, delete, mount.
-	Actions []Action `yaml:"actions"`
+	Actions []Action `yaml:"actions" json:"actions,omitempty"`
 	// Repositories are doublestar globs ("team/**", "*/app").
-	Repositories []string `yaml:"repositories"`
+	Repositories []string `yaml:"repositories" json:"repositories,omitempty"`
 	// MediaTypes are globs over the target's media type; events that carry
 	// none (deletions, blob events) pass.
-	MediaTypes []string `yaml:"media_types"`
+	MediaTypes []string `yaml:"media_types" json:"media_types,omitempty"`
 }
 
 // Defaults applied by SetDefaults.
