@@ -23,6 +23,7 @@ type observability struct {
 	storage  *sinstrument.Metrics
 	locking  *linstrument.Metrics
 	http     *httpmw.Metrics
+	uploads  prometheus.Gauge
 }
 
 func newObservability() (*observability, error) {
@@ -42,6 +43,9 @@ func newObservability() (*observability, error) {
 		return nil, err
 	}
 	if o.http, err = httpmw.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if o.uploads, err = newUploadsActive(reg); err != nil {
 		return nil, err
 	}
 	return o, nil
