@@ -130,9 +130,9 @@ func TestWebhookTwoReplicasExactlyOnce(t *testing.T) {
 	_, lb := newRoundRobin(t, a.Addr, b.Addr)
 	tags := tagList("x", 12)
 	pushTags(t, strings.TrimPrefix(lb.URL, "http://"), "once/app", tags)
-	events := hooks.waitEvents(t, "/hook", len(tags), 60*time.Second)
+	hooks.waitEvents(t, "/hook", len(tags), 60*time.Second)
 	time.Sleep(time.Second) // a duplicate would arrive meanwhile
-	events = hooks.received("/hook")
+	events := hooks.received("/hook")
 	got := pushedTags(events)
 	ids := map[string]int{}
 	sources := map[string]bool{}

@@ -210,9 +210,10 @@ func TestWebhookEventsBothFormats(t *testing.T) {
 	for _, path := range []string{"/dist", "/ce"} {
 		// One replica with the in-process queue delivers in order, so a
 		// pull event from the HEAD would sit between the pull and the mount.
-		got := hooks.waitEvents(t, path, len(wants), 60*time.Second)
+		hooks.waitEvents(t, path, len(wants), 60*time.Second)
 		time.Sleep(200 * time.Millisecond)
-		if got = hooks.received(path); len(got) != len(wants) {
+		got := hooks.received(path)
+		if len(got) != len(wants) {
 			t.Fatalf("%s: %d events, want %d (a HEAD must not count as a pull): %+v", path, len(got), len(wants), got)
 		}
 		ids := map[string]bool{}
@@ -247,13 +248,13 @@ func TestWebhookEventsBothFormats(t *testing.T) {
 			}
 		}
 	}
-	filtered := hooks.waitEvents(t, "/filtered", 2, 30*time.Second)
-	pushes := hooks.waitEvents(t, "/distv1", 2, 30*time.Second)
+	hooks.waitEvents(t, "/filtered", 2, 30*time.Second)
+	hooks.waitEvents(t, "/distv1", 2, 30*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if filtered = hooks.received("/filtered"); len(filtered) != 2 || filtered[0].event.Target.Tag != "v1" || filtered[1].event.Target.Digest.String() != d.String() {
+	if filtered := hooks.received("/filtered"); len(filtered) != 2 || filtered[0].event.Target.Tag != "v1" || filtered[1].event.Target.Digest.String() != d.String() {
 		t.Errorf("filtered endpoint got %+v, want the tag and the manifest deletion in team/app", filtered)
 	}
-	if pushes = hooks.received("/distv1"); len(pushes) != 2 || pushes[0].contentType != notifications.MediaTypeEventsV1 {
+	if pushes := hooks.received("/distv1"); len(pushes) != 2 || pushes[0].contentType != notifications.MediaTypeEventsV1 {
 		t.Errorf("push-only v1 endpoint got %+v", pushes)
 	}
 }
