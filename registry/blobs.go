@@ -36,7 +36,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	blob, err := repo.StatBlob(ctx, d, false)
+	blob, err := repo.ServeBlob(ctx, d)
 	if err != nil {
 		return blobErr(err, d)
 	}
@@ -73,7 +73,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	}
 	rc, err := g.content.Open(ctx, blob, br.start, readLen)
 	if err != nil {
-		return err
+		return blobErr(err, d)
 	}
 	defer rc.Close()
 	h.Set("Content-Type", "application/octet-stream")

@@ -62,6 +62,7 @@ var errorCodes = map[string]errorCode{
 	codeBlobUploadInvalid: {http.StatusBadRequest, "blob upload invalid", []int{
 		http.StatusRequestedRangeNotSatisfiable, // a chunk out of order (spec: 416)
 		http.StatusConflict,                     // the upload is busy or was taken over
+		http.StatusRequestTimeout,               // the body came slower than limits.min_body_rate
 	}},
 	codeBlobUploadUnknown:   {http.StatusNotFound, "blob upload unknown to registry", nil},
 	codeDigestInvalid:       {http.StatusBadRequest, "provided digest did not match uploaded content", nil},
@@ -224,6 +225,8 @@ func backendError(err error) *apiError {
 		return retryLater(newError(codeTooManyRequests, "the storage backend is throttling requests; retry later"))
 	case storage.Retryable(err), errors.Is(err, context.DeadlineExceeded):
 		return retryLater(newError(codeUnavailable, "the storage backend is temporarily unavailable; retry later"))
+	case errors.Is(err, storage.ErrBudgetExhausted):
+		return retryLater(newError(codeUnavailable, "the registry is at its memory budget (limits.memory); retry shortly"))
 	case errors.Is(err, locking.ErrUnavailable):
 		return retryLater(newError(codeUnavailable, "the session store (redis) is unavailable; pushes are refused until it is back, pulls still work"))
 	case errors.Is(err, storage.ErrFull):

@@ -14,22 +14,33 @@ import (
 
 	"github.com/stratus-registry/stratus/locking/lockingtest"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
+	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/s3"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
 
-// BenchmarkGCPass measures one GC pass over a generated store on MinIO with
-// Redis: 10,000 manifests and 50,000 blobs (a tenth with -short), half of
-// the manifests tagged and half untagged and collectable. It reports
-// objects per second for the mark phase and for the sweep phase.
+// BenchmarkGCPass measures GC passes over a generated store on MinIO with
+// Redis, at 10,000, 50,000 and 100,000 blobs (a fifth of the manifests at
+// 10k; -short: the 10k size only), half of the manifests tagged and half
+// untagged and collectable. The first pass collects the garbage; the
+// second is the steady state (nothing to delete). It reports objects per
+// second through each whole pass, and for the mark and the sweep.
 //
-//	go test -run '^$' -bench GCPass -benchtime 1x ./registry/
+//	go test -run '^$' -bench GCPass -benchtime 1x -timeout 2h ./registry/
 func BenchmarkGCPass(b *testing.B) {
-	repos, perRepo, layers := 100, 100, 4
-	if testing.Short() {
-		repos = 10
+	for _, repos := range []int{20, 100, 200} {
+		if testing.Short() && repos > 20 {
+			continue
+		}
+		perRepo, layers := 100, 4
+		b.Run(fmt.Sprintf("blobs=%d", repos*perRepo*(layers+1)), func(b *testing.B) {
+			benchGCPass(b, repos, perRepo, layers)
+		})
 	}
+}
+
+func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 	ctx := context.Background()
 	mio := s3test.Start(b)
 	cfg := mio.Config(fmt.Sprintf("gcbench-%d", time.Now().UnixNano()))
@@ -58,25 +69,34 @@ func BenchmarkGCPass(b *testing.B) {
 		objects := generateStore(b, store, repos, perRepo, layers)
 		b.Logf("generated %d objects (%d manifests, %d blobs) in %s", objects, repos*perRepo, repos*perRepo*(layers+1), time.Since(start).Round(time.Second))
 		time.Sleep(10 * time.Millisecond)
-		b.StartTimer()
-		rep, err := reg.RunGC(ctx, false)
-		if err != nil {
-			b.Fatal(err)
+		for _, pass := range []string{"collecting", "steady"} {
+			b.StartTimer()
+			rep, err := reg.RunGC(ctx, false)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			reportGCPass(b, pass, rep)
 		}
-		b.StopTimer()
-		markObjects := rep.ManifestsExamined + rep.LinksExamined
-		sweepObjects := rep.BlobsExamined
-		b.ReportMetric(float64(markObjects)/rep.MarkSeconds, "mark-objects/s")
-		b.ReportMetric(float64(sweepObjects)/rep.SweepSeconds, "sweep-objects/s")
-		b.ReportMetric(float64(rep.BlobsDeleted+rep.ManifestsDeleted+rep.LinksDeleted), "deleted")
-		b.Logf("mark %.1fs over %d manifests+links, sweep %.1fs over %d blobs; deleted %d manifests, %d blobs, %d links",
-			rep.MarkSeconds, markObjects, rep.SweepSeconds, sweepObjects, rep.ManifestsDeleted, rep.BlobsDeleted, rep.LinksDeleted)
 	}
+}
+
+func reportGCPass(b *testing.B, pass string, rep *GCReport) {
+	markObjects := rep.ManifestsExamined + rep.LinksExamined
+	sweepObjects := rep.BlobsExamined
+	all := float64(markObjects + sweepObjects)
+	b.ReportMetric(all/rep.DurationSeconds, pass+"-pass-objects/s")
+	b.ReportMetric(float64(markObjects)/rep.MarkSeconds, pass+"-mark-objects/s")
+	b.ReportMetric(float64(sweepObjects)/rep.SweepSeconds, pass+"-sweep-objects/s")
+	b.Logf("%s pass: %.1fs over %.0f objects (%.0f/s); mark %.1fs over %d manifests+links, sweep %.1fs over %d blobs; deleted %d manifests, %d blobs, %d links; backfilled %d",
+		pass, rep.DurationSeconds, all, all/rep.DurationSeconds, rep.MarkSeconds, markObjects, rep.SweepSeconds, sweepObjects,
+		rep.ManifestsDeleted, rep.BlobsDeleted, rep.LinksDeleted, rep.DataIndexed)
 }
 
 // generateStore writes the bucket layout directly (records, data, links,
 // manifests, tags, catalog), which is what a registry would have after the
-// same pushes, in a fraction of the time.
+// same pushes (layout v2: data index entries and complete links), in a
+// fraction of the time.
 func generateStore(b *testing.B, store storage.Driver, repos, perRepo, layers int) int64 {
 	ctx := context.Background()
 	var n atomic.Int64
@@ -95,11 +115,12 @@ func generateStore(b *testing.B, store storage.Driver, repos, perRepo, layers in
 				var descs []string
 				var cfg digest.Digest
 				for l := 0; l <= layers; l++ {
-					content := fmt.Sprintf("%s/%d/%d", name, m, l)
-					d := computeDigest("sha256", []byte(content))
+					payload := fmt.Sprintf("%s/%d/%d", name, m, l)
+					d := computeDigest("sha256", []byte(payload))
 					id := newUploadID()
-					rec := encodeBlobRecord(id, int64(len(content)))
-					for _, kv := range [][2]string{{dataKey(id), content}, {blobRecordKey(d), string(rec)}, {linkKey(name, d), d.String()}} {
+					rec := encodeBlobRecord(id, int64(len(payload)))
+					link := content.EncodeLink(content.Blob{Digest: d, Size: int64(len(payload)), Data: content.DataRef(dataKey(id))})
+					for _, kv := range [][2]string{{dataKey(id), payload}, {content.DataIndexKey(id, d), ""}, {blobRecordKey(d), string(rec)}, {linkKey(name, d), string(link)}} {
 						if err := put(kv[0], kv[1]); err != nil {
 							return err
 						}
@@ -108,7 +129,7 @@ func generateStore(b *testing.B, store storage.Driver, repos, perRepo, layers in
 						cfg = d
 						continue
 					}
-					descs = append(descs, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}`, d, len(content)))
+					descs = append(descs, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}`, d, len(payload)))
 				}
 				body := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[%s]}`,
 					mtOCIManifest, cfg, len(fmt.Sprintf("%s/%d/0", name, m)), strings.Join(descs, ","))

@@ -95,10 +95,11 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 			return newError(codeManifestInvalid, "invalid tag %q", t).withDetail(map[string]string{"tag": t})
 		}
 	}
-	body, err := g.readManifestBody(r)
+	body, release, err := g.readManifestBody(r)
 	if err != nil {
 		return err
 	}
+	defer release()
 	pm, err := content.ParseNewManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return err
@@ -142,20 +143,31 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 }
 
 // readManifestBody reads a pushed manifest up to max_manifest_size; a
-// larger one is 413 (HTTP's status for a body over the limit).
-func (g *Registry) readManifestBody(r *http.Request) ([]byte, error) {
+// larger one is 413 (HTTP's status for a body over the limit). The body's
+// bytes (the limit when its length is unknown) are reserved from the
+// memory budget until release.
+func (g *Registry) readManifestBody(r *http.Request) (body []byte, release func(), err error) {
 	limit := int64(g.cfg.MaxManifestSize)
 	if r.ContentLength > limit {
-		return nil, newError(codeManifestInvalid, "manifest of %d bytes exceeds the limit of %s", r.ContentLength, g.cfg.MaxManifestSize).withStatus(http.StatusRequestEntityTooLarge)
+		return nil, nil, newError(codeManifestInvalid, "manifest of %d bytes exceeds the limit of %s", r.ContentLength, g.cfg.MaxManifestSize).withStatus(http.StatusRequestEntityTooLarge)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	need := limit
+	if r.ContentLength >= 0 {
+		need = r.ContentLength
+	}
+	if release, err = g.budget.Acquire(r.Context(), need); err != nil {
+		return nil, nil, err
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, newError(codeManifestInvalid, "reading the manifest failed: %v", err)
+		release()
+		return nil, nil, newError(codeManifestInvalid, "reading the manifest failed: %v", err)
 	}
 	if int64(len(body)) > limit {
-		return nil, newError(codeManifestInvalid, "manifest exceeds the limit of %s", g.cfg.MaxManifestSize).withStatus(http.StatusRequestEntityTooLarge)
+		release()
+		return nil, nil, newError(codeManifestInvalid, "manifest exceeds the limit of %s", g.cfg.MaxManifestSize).withStatus(http.StatusRequestEntityTooLarge)
 	}
-	return body, nil
+	return body, release, nil
 }
 
 func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) error {

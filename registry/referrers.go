@@ -19,8 +19,10 @@ const maxReferrersPage = 4 << 20
 
 // getReferrers answers the referrers API. It always returns an index,
 // empty when nothing refers to the subject (never 404). A response holds
-// at most max_referrers descriptors and maxReferrersPage bytes of them; a
-// Link header names the next page, whose ?last= is where this one ended.
+// at most n (?n=, capped at max_referrers) descriptors and
+// maxReferrersPage bytes of them, reserved from the memory budget while it
+// is built; a Link header names the next page, whose ?last= is where this
+// one ended.
 func (g *Registry) getReferrers(w http.ResponseWriter, r *http.Request, rt route) error {
 	d, err := parseDigestParam(rt.arg, "subject digest")
 	if err != nil {
@@ -31,12 +33,26 @@ func (g *Registry) getReferrers(w http.ResponseWriter, r *http.Request, rt route
 	if !content.ValidReferrersCursor(last) {
 		return newError(codePaginationInvalid, "last=%q is not a referrers page cursor", last)
 	}
+	n := g.cfg.MaxReferrers
+	if s := q.Get("n"); s != "" {
+		v, perr := strconv.Atoi(s)
+		if perr != nil || v < 1 {
+			return newError(codePaginationInvalid, "n=%q: want a positive integer", s)
+		}
+		n = min(v, n)
+	}
 	repo, err := g.repo(rt)
 	if err != nil {
 		return err
 	}
+	// The page and the body built from it: twice the page's byte bound.
+	release, err := g.budget.Acquire(r.Context(), 2*maxReferrersPage)
+	if err != nil {
+		return err
+	}
+	defer release()
 	page, err := repo.Referrers(r.Context(), d, content.ReferrersQuery{
-		Last: last, ArtifactType: filter, MaxEntries: g.cfg.MaxReferrers, MaxBytes: maxReferrersPage,
+		Last: last, ArtifactType: filter, MaxEntries: n, MaxBytes: maxReferrersPage,
 	})
 	if err != nil {
 		return err
@@ -48,6 +64,9 @@ func (g *Registry) getReferrers(w http.ResponseWriter, r *http.Request, rt route
 		next := url.Values{"last": {page.Next}}
 		if filter != "" {
 			next.Set("artifactType", filter)
+		}
+		if q.Has("n") {
+			next.Set("n", strconv.Itoa(n))
 		}
 		w.Header().Set("Link", fmt.Sprintf(`</v2/%s/referrers/%s?%s>; rel="next"`, rt.name, d, next.Encode()))
 	}

@@ -30,6 +30,14 @@ type Deps struct {
 	Authorizer Authorizer
 	// Events receives push, pull, delete and mount events; nil drops them.
 	Events EventSink
+	// Budget bounds the process's large buffers (manifest bodies,
+	// listing pages); nil reserves nothing. See package membudget.
+	Budget storage.BufferBudget
+	// Limits are the per-request bounds that are not about content.
+	Limits Limits
+	// UploadSlots bound concurrent upload sessions per repository; nil:
+	// unbounded.
+	UploadSlots UploadSlots
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -40,12 +48,16 @@ type Registry struct {
 	auth    Authorizer
 	events  EventSink
 	logger  *slog.Logger
+	// uploadSlots is nil without a per-repository upload limit.
+	uploadSlots UploadSlots
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
 	stats stats
 	// copyBufs recycles the buffers blob downloads copy through.
 	copyBufs sync.Pool
+	budget   storage.BufferBudget
+	limits   Limits
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -84,7 +96,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger}
+	g := &Registry{cfg: cfg, locks: deps.Locking, auth: deps.Authorizer, logger: logger, budget: deps.Budget, limits: deps.Limits,
+		uploadSlots: deps.UploadSlots}
+	if g.budget == nil {
+		g.budget = storage.NoBudget{}
+	}
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}
@@ -112,6 +128,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt := parseRoute(r.URL.EscapedPath())
+	limitBodyRate(w, r, g.limits)
 	if err := g.dispatch(w, r, rt); err != nil {
 		// httpmw.RequestID in front has vetted or generated the id and
 		// echoes it; its access log line covers every request.

@@ -178,6 +178,9 @@ func (wr *writer) appendChunk(ctx context.Context, r *http.Request, alg digest.A
 	n, err := mp.Append(ctx, io.TeeReader(body, h))
 	if err != nil {
 		wr.mp = nil // discard: resume from the saved handle next time
+		if errors.Is(body.err, errBodyTooSlow) {
+			return errSlowBody(body.err, wr.s.Offset)
+		}
 		if body.err != nil {
 			return newError(codeBlobUploadInvalid, "reading the chunk failed after %d bytes: %v; resend it from byte %d", body.n, body.err, wr.s.Offset).
 				withHeader("Range", rangeHeader(wr.s.Offset))
@@ -232,6 +235,8 @@ func (wr *writer) save(ctx context.Context, s *session) error {
 		return newError(codeBlobUploadInvalid, "upload %s was taken over by another request; check its status and resume", wr.id).withStatus(http.StatusConflict)
 	case errors.Is(err, locking.ErrNotFound):
 		return errUploadUnknown(wr.id)
+	case err == nil:
+		wr.g.renewUploadSlot(ctx, s.Repo, wr.id)
 	}
 	return err
 }
@@ -255,7 +260,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		if err := repo.CommitBlob(ctx, d, wr.id, wr.s.Offset); err != nil {
 			return err
 		}
-		g.endSession(ctx, wr.id)
+		g.endSession(ctx, wr.s.Repo, wr.id)
 		return nil
 	}
 	verified, err := wr.verify(d)
@@ -285,7 +290,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 		}
 		if got != d {
 			g.content.DeleteDataQuietly(ctx, wr.id)
-			g.endSession(ctx, wr.id)
+			g.endSession(ctx, wr.s.Repo, wr.id)
 			return errDigestMismatch(d, got)
 		}
 	}
@@ -293,7 +298,7 @@ func (wr *writer) finish(ctx context.Context, d digest.Digest) error {
 	if err := repo.CommitBlob(ctx, d, wr.id, info.Size); err != nil {
 		return err
 	}
-	g.endSession(ctx, wr.id)
+	g.endSession(ctx, wr.s.Repo, wr.id)
 	return nil
 }
 

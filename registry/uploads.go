@@ -49,6 +49,10 @@ func errUploadUnknown(id string) *apiError {
 
 // newUploadID returns 128 random bits in hex: unguessable, so an upload URL
 // is a capability, and safe in any storage key.
+// emptySessionTTL bounds the life of an upload session that has received
+// no bytes: clients send their first chunk right after the POST.
+const emptySessionTTL = 10 * time.Minute
+
 func newUploadID() string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -147,7 +151,15 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	if err := g.locks.Create(ctx, id, rec, g.cfg.UploadTTL); err != nil {
+	// A session that never receives a byte costs state for as long as it
+	// lives, so it starts short-lived; the first chunk saves it with the
+	// full upload_ttl. Its upload slot lives as long (save renews it).
+	ttl := min(g.cfg.UploadTTL, emptySessionTTL)
+	if err := g.acquireUploadSlot(ctx, rt.name, id, ttl); err != nil {
+		return err
+	}
+	if err := g.locks.Create(ctx, id, rec, ttl); err != nil {
+		g.releaseUploadSlot(ctx, rt.name, id)
 		return err
 	}
 	writeUploadStatus(w, rt.name, id, 0, http.StatusAccepted)
@@ -293,7 +305,8 @@ func (wr *writer) holdsWholeBlob(d digest.Digest) bool {
 	return err == nil && digest.NewDigest(d.Algorithm(), h) == d
 }
 
-func (g *Registry) endSession(ctx context.Context, id string) {
+func (g *Registry) endSession(ctx context.Context, repo, id string) {
+	g.releaseUploadSlot(ctx, repo, id)
 	if err := g.locks.Delete(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, locking.ErrNotFound) {
 		g.logger.Warn("deleting finished upload session; it will expire", "upload", id, "err", err)
 	}
@@ -329,6 +342,7 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 	if err := g.locks.Delete(ctx, rt.arg); err != nil && !errors.Is(err, locking.ErrNotFound) {
 		return err
 	}
+	g.releaseUploadSlot(ctx, rt.name, rt.arg)
 	writeEmpty(w, http.StatusNoContent)
 	return nil
 }

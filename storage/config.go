@@ -79,3 +79,19 @@ func (c *ConfigErrors) Timeout(key string, d time.Duration) {
 		c.Add(key, "must not be negative")
 	}
 }
+
+// Retries checks an optional max_retries, where unset takes the driver's
+// default and 0 means none (a pointer, so that 0 can say what it means).
+func (c *ConfigErrors) Retries(key string, v *int) {
+	if v != nil && *v < 0 {
+		c.Add(key, "must be 0 (no retries) or positive")
+	}
+}
+
+// RetryCount is an optional max_retries with def for unset.
+func RetryCount(v *int, def int) int {
+	if v == nil {
+		return def
+	}
+	return *v
+}

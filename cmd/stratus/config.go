@@ -35,6 +35,7 @@ type Config struct {
 	Metrics  MetricsConfig    `yaml:"metrics"`
 	// Notifications are the webhooks (notifications package).
 	Notifications notifications.Config `yaml:"notifications"`
+	Limits   LimitsConfig     `yaml:"limits"`
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
@@ -72,10 +73,14 @@ func (f *LogFormat) UnmarshalText(b []byte) error {
 // HTTPConfig is the listener.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
-	// TLS is on when both files are set.
+	// TLS is on when both files are set. The files are re-read when they
+	// change (see internal/tlsreload).
 	TLS struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
+		// ClientCA is a PEM bundle; when set, every client must present a
+		// certificate it verifies (mutual TLS).
+		ClientCA string `yaml:"client_ca"`
 	} `yaml:"tls"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -278,6 +283,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Registry.SetDefaults()
 	c.Notifications.SetDefaults()
+	c.Limits.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -299,9 +305,7 @@ func (c *Config) redisEnabled() bool { return len(c.Redis.Addrs) > 0 }
 // Validate reports every problem at once, each with its key path.
 func (c *Config) Validate() error {
 	var errs []error
-	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
-		errs = append(errs, errors.New("http.tls: cert and key must be set together"))
-	}
+	errs = append(errs, c.validateTLS())
 	for _, f := range []struct {
 		key string
 		d   time.Duration
@@ -334,7 +338,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate(), c.Notifications.Validate("notifications"))
+	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Notifications.Validate("notifications"))
 	return errors.Join(errs...)
 }
 

@@ -200,12 +200,23 @@ func TestLoadConfigReportsEverything(t *testing.T) {
 		t.Errorf("gc.interval 0 means off and must be accepted:\n%v", err)
 	}
 
-	cfg, err := loadConfig("", nil, []string{"storage.driver=s3", "storage.s3.bucket=b", "storage.s3.max_retries=0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Storage.S3.MaxRetries == nil || *cfg.Storage.S3.MaxRetries != 0 {
-		t.Errorf("storage.s3.max_retries=0 became %v; 0 means no retries", cfg.Storage.S3.MaxRetries)
+	// 0 means no retries on every driver; it is never replaced by the default.
+	for _, tc := range []struct {
+		sets  []string
+		value func(*Config) *int
+	}{
+		{[]string{"storage.driver=s3", "storage.s3.bucket=b", "storage.s3.max_retries=0"}, func(c *Config) *int { return c.Storage.S3.MaxRetries }},
+		{[]string{"storage.driver=gcs", "storage.gcs.bucket=b", "storage.gcs.max_retries=0"}, func(c *Config) *int { return c.Storage.GCS.MaxRetries }},
+		{[]string{"storage.driver=azure", "storage.azure.account_name=acct1", "storage.azure.container=registry", "storage.azure.max_retries=0"},
+			func(c *Config) *int { return c.Storage.Azure.MaxRetries }},
+	} {
+		cfg, err := loadConfig("", nil, tc.sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tc.value(cfg); n == nil || *n != 0 {
+			t.Errorf("%s became %v; 0 means no retries", tc.sets[2:], n)
+		}
 	}
 }
 
@@ -250,7 +261,7 @@ func TestLoadConfigGCS(t *testing.T) {
 		g.RootDirectory != "registry" || g.ChunkSize != 8<<20 || g.KMSKeyName == "" {
 		t.Errorf("gcs config = %+v", g)
 	}
-	if g.RequestTimeout != time.Minute || g.MaxRetries != 5 || g.RedirectExpiry != 20*time.Minute {
+	if g.RequestTimeout != time.Minute || g.MaxRetries == nil || *g.MaxRetries != 5 || g.RedirectExpiry != 20*time.Minute {
 		t.Errorf("gcs defaults not applied: %+v", g)
 	}
 }

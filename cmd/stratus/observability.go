@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratus-registry/stratus/httpmw"
 	linstrument "github.com/stratus-registry/stratus/locking/instrument"
+	"github.com/stratus-registry/stratus/ratelimit"
 	"github.com/stratus-registry/stratus/registry"
 	sinstrument "github.com/stratus-registry/stratus/storage/instrument"
 )
@@ -24,6 +25,7 @@ type observability struct {
 	locking  *linstrument.Metrics
 	http     *httpmw.Metrics
 	uploads  prometheus.Gauge
+	limits   *ratelimit.Metrics
 }
 
 func newObservability() (*observability, error) {
@@ -46,6 +48,9 @@ func newObservability() (*observability, error) {
 		return nil, err
 	}
 	if o.uploads, err = newUploadsActive(reg); err != nil {
+		return nil, err
+	}
+	if o.limits, err = ratelimit.NewMetrics(reg); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
@@ -56,8 +58,9 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 
 // openRegistry opens the storage driver and lock store the configuration
 // names and builds the registry on them; closeAll releases both. With obs,
-// the driver and the lock store are instrumented.
-func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
+// the driver and the lock store are instrumented, and the abuse limits
+// (on the same store) are opened into lim and enforced.
+func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability, lim *limits) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
 	driver, err := openStorage(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("storage: %w", err)
@@ -68,6 +71,21 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
 	rawStore := store
+	var metricsReg prometheus.Registerer
+	if obs != nil {
+		metricsReg = obs.registry
+	}
+	budget, err := cfg.Limits.newBudget(driver, metricsReg) // before wrapping: the driver itself takes the budget
+	if err != nil {
+		store.Close()
+		driver.Close()
+		return nil, nil, nil, nil, err
+	}
+	var uploads registry.UploadSlots
+	if obs != nil && lim != nil {
+		lim.open(cfg, store, obs.limits, logger)
+		uploads = lim.uploads
+	}
 	if obs != nil {
 		driver = obs.storage.Wrap(driver)
 		store = obs.locking.Wrap(store, sessionBackend(cfg))
@@ -83,7 +101,10 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		store.Close()
 		driver.Close()
 	}
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger, Events: events})
+	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
+		Storage: driver, Locking: store, Logger: logger, Budget: budget, Limits: cfg.Limits.registryLimits(),
+		UploadSlots: uploads, Events: events,
+	})
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err
@@ -101,7 +122,8 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs)
+	lim := &limits{}
+	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs, lim)
 	if err != nil {
 		return err
 	}
@@ -116,7 +138,7 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	defer stopBackground()
 
 	ready := newReadyChecker(reg, driver, store, logger, readyCacheFor)
-	srv, err := newServers(ctx, cfg, reg, ready, obs, logger)
+	srv, err := newServers(ctx, cfg, lim.wrap(reg), ready, obs, logger)
 	if err != nil {
 		return err
 	}

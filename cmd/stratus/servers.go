@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/httpmw"
-	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/internal/tlsreload"
 )
 
 // metricsShutdownTimeout bounds the drain of the metrics listener, which
@@ -31,7 +30,7 @@ type servers struct {
 
 // newServers binds both listeners, so that a port in use fails the start
 // before anything is served.
-func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready http.Handler, obs *observability, logger *slog.Logger) (*servers, error) {
+func newServers(ctx context.Context, cfg *Config, reg http.Handler, ready http.Handler, obs *observability, logger *slog.Logger) (*servers, error) {
 	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
@@ -46,11 +45,22 @@ func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready 
 		// bounded by http.shutdown_timeout, not by cancelling them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if cfg.HTTP.TLS.Cert != "" {
-		s.public.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.tlsEnabled() {
+		reloader, err := tlsreload.New(cfg.tlsFiles(), logger.With("component", "tls"))
+		if err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+		// The watch ends with serve's context; the last certificate loaded
+		// keeps serving through the drain.
+		go reloader.Watch(ctx)
+		s.public.TLSConfig = reloader.TLSConfig()
 	}
 	if s.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	if !cfg.tlsEnabled() && tlsreload.Exposed(s.ln.Addr().String()) {
+		logger.Warn("plain HTTP on a non-loopback address: credentials and content cross the network unencrypted; set http.tls.cert and http.tls.key, or terminate TLS in front and bind http.addr to loopback",
+			"addr", s.ln.Addr().String())
 	}
 	if cfg.Metrics.Addr == metricsOff {
 		return s, nil
@@ -70,12 +80,13 @@ func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready 
 }
 
 // publicHandler routes the probes and, if configured, /metrics, and sends
-// everything else through the middleware to the registry. No
+// everything else through the middleware to reg (the registry, behind its
+// rate limit). No
 // http.ServeMux in front of the registry: it would clean paths and answer
 // "/v2/a/../b" with a redirect, where a registry must answer NAME_INVALID
 // and store nothing. Probes and scrapes bypass the access log: they come
 // every few seconds and say nothing about clients.
-func publicHandler(cfg *Config, reg *registry.Registry, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) http.Handler {
+func publicHandler(cfg *Config, reg http.Handler, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) http.Handler {
 	api := httpmw.Chain(httpmw.Options{Logger: logger, TrustedProxies: proxies, Route: routeOf, Metrics: obs.http})(countUploads(obs.uploads, reg))
 	var metrics http.Handler = http.NotFoundHandler()
 	if cfg.Metrics.MainPort {
@@ -102,7 +113,9 @@ func (s *servers) start() <-chan error {
 	tlsOn := s.public.TLSConfig != nil
 	go func() {
 		if tlsOn {
-			errc <- s.public.ServeTLS(s.ln, s.cfg.HTTP.TLS.Cert, s.cfg.HTTP.TLS.Key)
+			// The certificate comes from TLSConfig.GetCertificate, which
+			// follows file changes; ServeTLS keeps "h2" in NextProtos.
+			errc <- s.public.ServeTLS(s.ln, "", "")
 			return
 		}
 		errc <- s.public.Serve(s.ln)

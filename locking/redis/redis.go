@@ -99,8 +99,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Client is the connection pool, for other users of the same Redis (the
-// webhook queue), so that one configuration and one pool serve both.
+// Client is the connection pool, so that other shared state (the rate
+// limits) uses the same connections and settings rather than a second pool.
 func (s *Store) Client() goredis.UniversalClient { return s.client }
 
 // Close closes the connection pool.

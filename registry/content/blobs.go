@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,10 +73,22 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (Blob, error) {
 // whole blob is read without a range, which S3 serves faster).
 func (s *Store) Open(ctx context.Context, b Blob, offset, length int64) (io.ReadCloser, error) {
 	rc, err := s.driver.Reader(ctx, string(b.Data), offset, length)
-	if errors.Is(err, storage.ErrNotFound) {
+	if !errors.Is(err, storage.ErrNotFound) {
+		return rc, err
+	}
+	// b came from a link or a record read before this request's pin: the
+	// record is the truth. Gone: the blob is unknown (GC removed it before
+	// the pin). Naming other data: a link older than the current record.
+	rec, rerr := s.readRecord(ctx, b.Digest)
+	switch {
+	case errors.Is(rerr, storage.ErrNotFound):
+		return nil, fmt.Errorf("%w: %s (deleted while being opened)", ErrBlobUnknown, b.Digest)
+	case rerr != nil:
+		return nil, rerr
+	case rec.Data == b.Data:
 		return nil, fmt.Errorf("blob %s: record points at missing data %s: %w", b.Digest, b.Data, err)
 	}
-	return rc, err
+	return s.driver.Reader(ctx, string(rec.Data), offset, length)
 }
 
 // SignedURL is a time-limited URL of b's bytes, for redirecting a pull;
@@ -96,17 +109,7 @@ func (r *Repository) StatBlob(ctx context.Context, d digest.Digest, required boo
 	if err := r.PinBlob(ctx, d, required); err != nil {
 		return Blob{}, err
 	}
-	return r.servable(ctx, d)
-}
-
-func (r *Repository) servable(ctx context.Context, d digest.Digest) (Blob, error) {
-	if _, err := r.s.driver.Stat(ctx, LinkKey(r.name, d)); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return Blob{}, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, r.name)
-		}
-		return Blob{}, err
-	}
-	return r.s.Stat(ctx, d)
+	return r.verified(ctx, d)
 }
 
 // Mount links d into this repository when repository from serves it. It
@@ -123,13 +126,14 @@ func (r *Repository) Mount(ctx context.Context, from *Repository, d digest.Diges
 	if err := r.pinNewLink(ctx, d); err != nil {
 		return false, err
 	}
-	if _, err := from.servable(ctx, d); err != nil {
+	b, err := from.verified(ctx, d)
+	if err != nil {
 		if errors.Is(err, ErrBlobUnknown) {
 			return false, nil
 		}
 		return false, err
 	}
-	if err := r.link(ctx, d); err != nil {
+	if err := r.link(ctx, b); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -147,10 +151,11 @@ func (r *Repository) Link(ctx context.Context, d digest.Digest) error {
 	if err := r.pinNewLink(ctx, d); err != nil {
 		return err
 	}
-	if _, err := r.s.Stat(ctx, d); err != nil {
+	b, err := r.s.Stat(ctx, d)
+	if err != nil {
 		return err
 	}
-	return r.link(ctx, d)
+	return r.link(ctx, b)
 }
 
 // pinNewLink pins the link a write is about to create; ErrBeingDeleted
@@ -159,9 +164,11 @@ func (r *Repository) pinNewLink(ctx context.Context, d digest.Digest) error {
 	return r.s.pin(ctx, LinkKey(r.name, d), true)
 }
 
-// link lets this repository serve d, and lists the repository.
-func (r *Repository) link(ctx context.Context, d digest.Digest) error {
-	if _, err := r.s.driver.Put(ctx, LinkKey(r.name, d), strings.NewReader(d.String()), storage.PutOptions{Size: int64(len(d.String()))}); err != nil {
+// link lets this repository serve b (a v2 link, carrying b's size and data
+// key), and lists the repository.
+func (r *Repository) link(ctx context.Context, b Blob) error {
+	body := encodeLink(b)
+	if _, err := r.s.driver.Put(ctx, LinkKey(r.name, b.Digest), bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
 		return err
 	}
 	return r.Ensure(ctx)
@@ -207,7 +214,13 @@ func (r *Repository) CommitBlob(ctx context.Context, d digest.Digest, uploadID s
 	if err := r.pinNewLink(ctx, d); err != nil {
 		return err
 	}
+	// The data index entry goes before the record, so GC's orphan sweep
+	// never finds data a record names without its entry (sweep.go).
+	if err := s.putDataIndex(ctx, uploadID, d); err != nil {
+		return &RecordNotWrittenError{Err: err}
+	}
 	key := DataKey(uploadID)
+	own := Blob{Digest: d, Size: size, Data: DataRef(key)}
 	rec, _ := json.Marshal(blobRecord{Data: key, Size: size})
 	_, err := s.driver.Put(ctx, BlobRecordKey(d), strings.NewReader(string(rec)), storage.PutOptions{CreateOnly: true, Size: int64(len(rec))})
 	if err != nil {
@@ -217,8 +230,11 @@ func (r *Repository) CommitBlob(ctx context.Context, d digest.Digest, uploadID s
 		case rerr == nil && existing.Data == DataRef(key):
 			// Ours: the write was applied and its answer lost.
 		case rerr == nil:
-			// Another upload of d committed first; theirs serves, ours goes.
+			// Another upload of d committed first; theirs serves, ours goes
+			// (index entry first: data without one is re-checked by GC).
+			s.deleteDataIndexQuietly(ctx, uploadID, d)
 			s.DeleteDataQuietly(ctx, uploadID)
+			own = existing
 		case errors.Is(rerr, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists):
 			return &RecordNotWrittenError{Err: err}
 		default:
@@ -227,7 +243,7 @@ func (r *Repository) CommitBlob(ctx context.Context, d digest.Digest, uploadID s
 			return fmt.Errorf("blob %s: writing the record failed (%w) and reading it back failed: %w", d, err, rerr)
 		}
 	}
-	return r.link(ctx, d)
+	return r.link(ctx, own)
 }
 
 // Upload data: the bytes of one upload live at data/<upload-id> until a

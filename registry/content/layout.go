@@ -11,6 +11,7 @@ import (
 //
 //	blobs/<alg>/<hex[0:2]>/<hex>                   blob record: data key + size
 //	data/<upload-id>                               blob bytes, written once
+//	datarefs/<upload-id>/<alg>-<hex>               data index: the data is blob <alg>:<hex>'s
 //	repos/<name>/_links/<alg>/<hex>                the repository may serve the blob
 //	repos/<name>/_manifests/<alg>/<hex>            media type line + manifest bytes
 //	repos/<name>/_tags/<tag>                       -> manifest digest
@@ -38,6 +39,28 @@ const blobsPrefix = "blobs/"
 func DataKey(uploadID string) string { return dataPrefix + uploadID }
 
 const dataPrefix = "data/"
+
+// DataIndexKey is the data index entry saying that uploadID's data holds
+// blob d, written before d's record (see dataindex.go).
+func DataIndexKey(uploadID string, d digest.Digest) string {
+	return dataIndexPrefix + uploadID + "/" + d.Algorithm().String() + "-" + d.Encoded()
+}
+
+const dataIndexPrefix = "datarefs/"
+
+// dataIndexFromKey parses datarefs/<upload-id>/<alg>-<hex>.
+func dataIndexFromKey(key string) (uploadID string, d digest.Digest, ok bool) {
+	rest, ok := strings.CutPrefix(key, dataIndexPrefix)
+	if !ok {
+		return "", "", false
+	}
+	id, ref, ok := strings.Cut(rest, "/")
+	if !ok || id == "" {
+		return "", "", false
+	}
+	d, err := ParseDigest(strings.Replace(ref, "-", ":", 1))
+	return id, d, err == nil
+}
 
 func repoPrefix(name string) string { return "repos/" + name + "/" }
 

@@ -79,6 +79,7 @@ func (s *Store) EachBlob(ctx context.Context, fn func([]Entry) error) error {
 // DataEntry is a listed upload data object.
 type DataEntry struct {
 	Ref     DataRef
+	Size    int64
 	ModTime time.Time
 }
 
@@ -87,7 +88,7 @@ func (s *Store) EachData(ctx context.Context, fn func([]DataEntry) error) error 
 	return s.eachPage(ctx, dataPrefix, func(objs []storage.Info) error {
 		page := make([]DataEntry, len(objs))
 		for i, o := range objs {
-			page[i] = DataEntry{Ref: DataRef(o.Key), ModTime: o.ModTime}
+			page[i] = DataEntry{Ref: DataRef(o.Key), Size: o.Size, ModTime: o.ModTime}
 		}
 		return fn(page)
 	})
@@ -129,9 +130,15 @@ func (s *Store) BlobTarget(d digest.Digest) Target {
 	return Target{Digest: d, claim: d.String(), keys: []string{BlobRecordKey(d)}}
 }
 
-// DataTarget deletes an orphaned upload data object.
-func (s *Store) DataTarget(ref DataRef) Target {
-	return Target{claim: string(ref), keys: []string{string(ref)}}
+// DataTarget deletes an orphaned upload data object and the index
+// entries (digests) that name it; index entries go last, so a crash in
+// between leaves data GC verifies again, never data without its entry.
+func (s *Store) DataTarget(ref DataRef, indexed ...digest.Digest) Target {
+	keys := []string{string(ref)}
+	for _, d := range indexed {
+		keys = append(keys, DataIndexKey(ref.UploadID(), d))
+	}
+	return Target{claim: string(ref), keys: keys}
 }
 
 // Claim marks t's scope as being deleted unless it was pinned at or after
@@ -169,11 +176,19 @@ func (s *Store) DeleteOne(ctx context.Context, t Target) error {
 	return nil
 }
 
-// DeleteData removes the data objects of deleted blob records.
-func (s *Store) DeleteData(ctx context.Context, refs []DataRef) error {
-	keys := make([]string, len(refs))
-	for i, r := range refs {
-		keys[i] = string(r)
+// DeleteData removes the data objects of deleted blob records, then their
+// data index entries.
+func (s *Store) DeleteData(ctx context.Context, blobs []Blob) error {
+	keys := make([]string, 0, 2*len(blobs))
+	for _, b := range blobs {
+		keys = append(keys, string(b.Data))
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return err
+	}
+	keys = keys[:0]
+	for _, b := range blobs {
+		keys = append(keys, DataIndexKey(b.Data.UploadID(), b.Digest))
 	}
 	return s.deleteKeys(ctx, keys)
 }

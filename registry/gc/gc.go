@@ -140,8 +140,10 @@ type pass struct {
 	report *Report
 	// lastProgress is when progress was last logged (long passes).
 	lastProgress time.Time
-	live         map[digest.Digest]struct{}   // blobs referenced by live manifests
-	liveData     map[content.DataRef]struct{} // data objects named by blob records
+	live         map[digest.Digest]struct{} // blobs referenced by live manifests
+	// records holds the digests of the blob records the sweep kept; the
+	// orphan sweep reads the data index against it.
+	records map[digest.Digest]struct{}
 }
 
 // Run runs one pass. With dryRun it deletes nothing and lists what it
@@ -161,7 +163,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 	p := &pass{
 		Collector: c, dryRun: dryRun,
 		markStart: now, cutoff: now.Add(-c.cfg.Grace), lastProgress: time.Now(),
-		live: map[digest.Digest]struct{}{}, liveData: map[content.DataRef]struct{}{},
+		live: map[digest.Digest]struct{}{}, records: map[digest.Digest]struct{}{},
 		report: &Report{Started: now.UTC(), DryRun: dryRun, Policy: PolicyState{
 			GraceSeconds: c.cfg.Grace.Seconds(), Untagged: c.cfg.Untagged, KeepReferrers: c.cfg.KeepReferrers,
 		}},

@@ -15,26 +15,29 @@ type Report struct {
 	// MarkSeconds is the repository phase (mark, and each repository's
 	// manifest and link sweep); SweepSeconds the global blob, orphan and
 	// upload sweep.
-	MarkSeconds       float64     `json:"mark_seconds"`
-	SweepSeconds      float64     `json:"sweep_seconds"`
-	LinksExamined     int         `json:"links_examined"`
-	DryRun            bool        `json:"dry_run"`
-	Repositories      int         `json:"repositories"`
-	ManifestsExamined int         `json:"manifests_examined"`
-	ManifestsDeleted  int         `json:"manifests_deleted"`
-	BlobsExamined     int         `json:"blobs_examined"`
-	BytesExamined     int64       `json:"bytes_examined"`
-	BlobsDeleted      int         `json:"blobs_deleted"`
-	BytesReclaimed    int64       `json:"bytes_reclaimed"`
-	LinksDeleted      int         `json:"links_deleted"`
-	OrphansDeleted    int         `json:"orphan_data_deleted"`
-	UploadsAborted    int         `json:"uploads_aborted"`
-	ReposRemoved      int         `json:"repositories_removed"`
-	KeptByPin         int         `json:"kept_by_pin"`
-	KeptYoung         int         `json:"kept_young"`
-	Errors            []string    `json:"errors,omitempty"`
-	Decisions         []Decision  `json:"decisions,omitempty"`
-	Policy            PolicyState `json:"policy"`
+	MarkSeconds       float64 `json:"mark_seconds"`
+	SweepSeconds      float64 `json:"sweep_seconds"`
+	LinksExamined     int     `json:"links_examined"`
+	DryRun            bool    `json:"dry_run"`
+	Repositories      int     `json:"repositories"`
+	ManifestsExamined int     `json:"manifests_examined"`
+	ManifestsDeleted  int     `json:"manifests_deleted"`
+	BlobsExamined     int     `json:"blobs_examined"`
+	BytesExamined     int64   `json:"bytes_examined"`
+	BlobsDeleted      int     `json:"blobs_deleted"`
+	BytesReclaimed    int64   `json:"bytes_reclaimed"`
+	LinksDeleted      int     `json:"links_deleted"`
+	OrphansDeleted    int     `json:"orphan_data_deleted"`
+	// DataIndexed counts data index entries backfilled for data written
+	// before the index existed (layout v1); 0 once a store is migrated.
+	DataIndexed    int         `json:"data_index_backfilled"`
+	UploadsAborted int         `json:"uploads_aborted"`
+	ReposRemoved   int         `json:"repositories_removed"`
+	KeptByPin      int         `json:"kept_by_pin"`
+	KeptYoung      int         `json:"kept_young"`
+	Errors         []string    `json:"errors,omitempty"`
+	Decisions      []Decision  `json:"decisions,omitempty"`
+	Policy         PolicyState `json:"policy"`
 }
 
 // PolicyState records the settings a pass ran with.

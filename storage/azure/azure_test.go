@@ -48,7 +48,7 @@ func TestDriverContainerRoot(t *testing.T) {
 	cfg := azure.Config{
 		Container:        srv.NewContainer(t),
 		ConnectionString: srv.ConnectionString(),
-		MaxRetries:       2,
+		MaxRetries:       new(2),
 	}
 	drivertest.RunWith(t, func(t *testing.T) storage.Driver { return newTestDriver(t, cfg) },
 		drivertest.Config{LargeSize: 32 << 20})

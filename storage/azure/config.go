@@ -48,9 +48,9 @@ type Config struct {
 	// headers of one attempt; bodies stream for as long as they need.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxRetries is how many times the SDK retries a transient failure
-	// (408, 429, 5xx, connection errors) with exponential backoff. 0 means
-	// the default; -1 disables retries.
-	MaxRetries int `yaml:"max_retries"`
+	// (408, 429, 5xx, connection errors) with exponential backoff; 0
+	// disables retries. Unset means DefaultMaxRetries.
+	MaxRetries *int `yaml:"max_retries"`
 	// RetryDelay and MaxRetryDelay shape the SDK's backoff (a Retry-After
 	// from the service takes precedence).
 	RetryDelay    time.Duration `yaml:"retry_delay"`
@@ -85,9 +85,11 @@ func (c *Config) SetDefaults() {
 	c.BlockSize = cmp.Or(c.BlockSize, DefaultBlockSize)
 	c.UploadConcurrency = cmp.Or(c.UploadConcurrency, DefaultUploadConcurrency)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
-	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
 	c.RetryDelay = cmp.Or(c.RetryDelay, DefaultRetryDelay)
 	c.MaxRetryDelay = cmp.Or(c.MaxRetryDelay, DefaultMaxRetryDelay)
+	if c.MaxRetries == nil {
+		c.MaxRetries = new(DefaultMaxRetries)
+	}
 	c.RedirectExpiry = cmp.Or(c.RedirectExpiry, DefaultRedirectExpiry)
 }
 
@@ -149,9 +151,7 @@ func (c *Config) Validate() error {
 	}
 	errs.Between("upload_concurrency", c.UploadConcurrency, 1, maxUploadConcurrency)
 	errs.Timeout("request_timeout", c.RequestTimeout)
-	if c.MaxRetries < -1 {
-		add("max_retries", "must be -1 (no retries), 0 (default) or positive")
-	}
+	errs.Retries("max_retries", c.MaxRetries)
 	if c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay {
 		add("retry_delay", "must not be negative nor above max_retry_delay")
 	}
@@ -166,10 +166,11 @@ func (c *Config) Validate() error {
 
 // maxRetries turns max_retries into the SDK's value (< 0 means none).
 func (c *Config) maxRetries() int32 {
-	if c.MaxRetries < 0 {
+	n := storage.RetryCount(c.MaxRetries, DefaultMaxRetries)
+	if n == 0 {
 		return -1
 	}
-	return int32(c.MaxRetries)
+	return int32(n)
 }
 
 // connString is what a connection string says about the blob service.

@@ -25,7 +25,7 @@ func TestConfigValidate(t *testing.T) {
 			*c = azure.Config{
 				AccountName: "stratusprod", Container: "reg-1", RootDirectory: "/stratus/prod/",
 				ServiceURL: "https://stratusprod.blob.core.chinacloudapi.cn", AccountKey: "a2V5",
-				BlockSize: 64 << 20, UploadConcurrency: 8, RequestTimeout: time.Second, MaxRetries: -1,
+				BlockSize: 64 << 20, UploadConcurrency: 8, RequestTimeout: time.Second, MaxRetries: new(0),
 				RetryDelay: time.Second, MaxRetryDelay: time.Minute, Redirect: true, RedirectExpiry: time.Hour,
 			}
 		}, nil},
@@ -52,7 +52,7 @@ func TestConfigValidate(t *testing.T) {
 		{"block size minimum", func(c *azure.Config) { c.BlockSize = azure.MinBlockSize }, nil},
 		{"block size above Azure's", func(c *azure.Config) { c.BlockSize = 4001 << 20 }, []string{"storage.azure.block_size: must be at most"}},
 		{"concurrency", func(c *azure.Config) { c.UploadConcurrency = 1000 }, []string{"storage.azure.upload_concurrency:"}},
-		{"retries", func(c *azure.Config) { c.MaxRetries = -2 }, []string{"storage.azure.max_retries:"}},
+		{"retries", func(c *azure.Config) { c.MaxRetries = new(-1) }, []string{"storage.azure.max_retries:"}},
 		{"retry delays", func(c *azure.Config) { c.RetryDelay, c.MaxRetryDelay = time.Minute, time.Second }, []string{"storage.azure.retry_delay:"}},
 		{"redirect expiry", func(c *azure.Config) { c.RedirectExpiry = 8 * 24 * time.Hour }, []string{"storage.azure.redirect_expiry:"}},
 		{"redirect with a sas token", func(c *azure.Config) { c.Redirect, c.SASToken = true, "sv=1&sig=x" }, []string{"storage.azure.redirect: cannot sign"}},

@@ -25,7 +25,7 @@ type proxied struct {
 	root  string
 }
 
-// newProxied builds one with SDK retries (retries > 0) or without (-1),
+// newProxied builds one with SDK retries (retries > 0) or without (0),
 // and small blocks so that a few MiB make several.
 func newProxied(t *testing.T, retries int) *proxied {
 	t.Helper()
@@ -33,7 +33,7 @@ func newProxied(t *testing.T, retries int) *proxied {
 	p := newFaultProxy(t, srv.ServiceURL)
 	root := "idem-" + strings.ToLower(rand.Text())
 	cfg := srv.Config(root)
-	cfg.MaxRetries = retries
+	cfg.MaxRetries = &retries
 	cfg.ServiceURL = p.URL()
 	d, err := azure.NewWithLimits(context.Background(), cfg, testLogger(t), 256<<10, azure.MaxCommittedBlocks)
 	if err != nil {
@@ -65,7 +65,7 @@ func TestLostAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		retries int
-	}{{"sdk retries", 2}, {"no sdk retries", -1}} {
+	}{{"sdk retries", 2}, {"no sdk retries", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newProxied(t, tc.retries)
 			t.Run("create-only Put small", func(t *testing.T) { x.createOnly(t, "small", 1000) })

@@ -25,12 +25,6 @@ const (
 	// MinBlockSize is the smallest block_size that reaches MinBlobSize
 	// within MaxCommittedBlocks (10,737,419 bytes, about 10.24 MiB).
 	MinBlockSize = (MinBlobSize + MaxCommittedBlocks - 1) / MaxCommittedBlocks
-	// segFanout is how many tail segments of one level are merged into
-	// one of the next level (see mergeStart).
-	segFanout = 16
-	// maxHandleSegments bounds the tail segments a handle may list: 15 of
-	// each level, and levels are below log16(4000 MiB) = 8.
-	maxHandleSegments = 128
 )
 
 // limits are the numbers the writer works with: Azure's in production,
@@ -85,32 +79,6 @@ func blockIDs(writeID string, n int) []string {
 	return ids
 }
 
-// mergeStart decides how a new level-0 tail segment joins a tail whose
-// segments (oldest first) have the given levels: segments levels[j:] and
-// the new bytes are written as one segment of the returned level
-// (j == len(levels) and level 0: no merge). Like a base-16 counter, 16
-// segments of one level become one of the next, so levels never increase
-// towards the newest segment, a tail has at most 15 segments per level,
-// and a tail byte is rewritten at most once per level: log16(block_size /
-// append size) times (none for 1 MiB PATCHes into 16 MiB blocks, 2 for
-// 4000 MiB blocks).
-func mergeStart(levels []int) (j, level int) {
-	j = len(levels)
-	for {
-		run := 0
-		for k := j - 1; k >= 0 && levels[k] == level; k-- {
-			run++
-		}
-		// The run plus what merges into it (the new segment, or the
-		// merged run of the level below) makes segFanout.
-		if run+1 < segFanout {
-			return j, level
-		}
-		j -= run
-		level++
-	}
-}
-
 // tailSeg is a tail segment for the arithmetic: its size and level.
 type tailSeg struct {
 	size  int64
@@ -120,7 +88,7 @@ type tailSeg struct {
 // tailPlan is the arithmetic of one Append: appending n bytes to a tail
 // of segs stages `blocks` full blocks and leaves the tail segs; rewritten
 // counts earlier tail bytes written again by a merge. Append follows the
-// same rules (mergeStart) while it streams; this form lets tests run a
+// same rules (storage.MergeStart) while it streams; this form lets tests run a
 // 500 GiB upload in milliseconds.
 type tailPlan struct {
 	blocks    int64
@@ -146,7 +114,7 @@ func (l limits) plan(segs []tailSeg, n int64) tailPlan {
 		}
 		return p
 	}
-	j, level := mergeStart(levels)
+	j, level := storage.MergeStart(levels)
 	merged := tailSeg{size: n, level: level}
 	var rewritten int64
 	for _, s := range segs[j:] {

@@ -41,7 +41,7 @@ func TestBlockSizeReaches500GiB(t *testing.T) {
 			if !l.fits(blocks, tailOf(segs)) {
 				t.Fatalf("block_size %d: a write of %d bytes needs more than %d blocks", bs, size+patch, MaxCommittedBlocks)
 			}
-			if len(segs) > maxHandleSegments {
+			if len(segs) > storage.MaxTailSegments {
 				t.Fatalf("block_size %d: %d tail segments", bs, len(segs))
 			}
 			maxSegs = max(maxSegs, len(segs))
@@ -101,7 +101,7 @@ func tailOf(segs []tailSeg) int64 {
 func TestPlan(t *testing.T) {
 	l := limits{blockSize: 1000, maxBlocks: 3}
 	fifteen := func(size int64, level int) []tailSeg {
-		s := make([]tailSeg, segFanout-1)
+		s := make([]tailSeg, storage.SegmentFanout-1)
 		for i := range s {
 			s[i] = tailSeg{size: size, level: level}
 		}

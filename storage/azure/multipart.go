@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
 )
@@ -29,7 +28,7 @@ import (
 // "segment" blobs under _stratus/uploads/W/, one per Append: when a block
 // fills, the segments are read back into the buffer, the block is staged
 // and the segments are deleted one Append later. So every byte is written
-// to a segment once (plus once per merge level, see mergeStart: none for
+// to a segment once (plus once per merge level, see storage.MergeStart: none for
 // 1 MiB PATCHes into 16 MiB blocks), read back once, and staged once;
 // memory is one block buffer.
 //
@@ -56,19 +55,8 @@ type handleState struct {
 	Size  int64 `json:"size"`
 }
 
-type segment struct {
-	Seq   int64 `json:"n"`
-	Size  int64 `json:"size"`
-	Level int   `json:"l,omitempty"` // see mergeStart
-}
-
-func levels(segs []segment) []int {
-	l := make([]int, len(segs))
-	for i, s := range segs {
-		l[i] = s.Level
-	}
-	return l
-}
+// segment is one tail segment; the tail rules are shared with S3.
+type segment = storage.TailSegment
 
 // marker is the content of a write's session blob.
 type marker struct {
@@ -142,7 +130,7 @@ func (d *Driver) checkHandle(st *handleState) error {
 		return fmt.Errorf("handle is for account %q container %q", st.Account, st.Container)
 	case st.Blocks < 0 || st.Blocks > d.lim.maxBlocks || st.BlockBytes < 0 || (st.Blocks == 0) != (st.BlockBytes == 0):
 		return errors.New("invalid block count")
-	case len(st.Segs) > maxHandleSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:
+	case len(st.Segs) > storage.MaxTailSegments || st.Seq < 0 || st.Clean < 1 || st.Clean > st.Seq+1:
 		return errors.New("invalid tail")
 	}
 	total := st.BlockBytes
@@ -163,14 +151,6 @@ func (d *Driver) checkHandle(st *handleState) error {
 func (m *multipart) Size() int64 { return m.st.Size }
 
 func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
-
-func tailSize(segs []segment) int64 {
-	var n int64
-	for _, s := range segs {
-		n += s.Size
-	}
-	return n
-}
 
 func (m *multipart) fail(op string, err error) error {
 	m.err = storage.ErrWriterDone
@@ -202,7 +182,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	if len(st.Segs) > 0 {
 		start = st.Segs[0].Seq
 	}
-	tail := tailSize(st.Segs)
+	tail := storage.SegmentsSize(st.Segs)
 
 	// Most appends are one chunk smaller than a block: take them in a
 	// small buffer, so that many concurrent small pushes do not each hold
@@ -215,7 +195,7 @@ func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 		if n == 0 {
 			return 0, nil
 		}
-		if j, _ := mergeStart(levels(st.Segs)); tail+int64(n) < m.d.lim.blockSize && j == len(st.Segs) {
+		if j, _ := storage.MergeStart(storage.Levels(st.Segs)); tail+int64(n) < m.d.lim.blockSize && j == len(st.Segs) {
 			if !m.d.lim.fits(int64(st.Blocks), tail+int64(n)) {
 				return 0, m.limitError(&st)
 			}
@@ -285,8 +265,8 @@ func (m *multipart) appendBlocks(ctx context.Context, st handleState, tail int64
 	default:
 		// The new bytes join the tail, merged with its newest segments
 		// when mergeStart says so.
-		j, level := mergeStart(levels(st.Segs))
-		from := tail - tailSize(st.Segs[j:])
+		j, level := storage.MergeStart(storage.Levels(st.Segs))
+		from := tail - storage.SegmentsSize(st.Segs[j:])
 		if err = m.loadTail(ctx, st.Segs[j:], buf[from:tail]); err == nil {
 			st.Segs = slices.Clone(st.Segs[:j]) // m.st keeps its own array
 			err = m.writeSegment(ctx, &st, buf[from:filled], level)
@@ -336,16 +316,12 @@ func (m *multipart) writeSegment(ctx context.Context, st *handleState, data []by
 // loadTail reads the segments into p (len(p) is their total size), a few
 // at a time.
 func (m *multipart) loadTail(ctx context.Context, segs []segment, p []byte) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(m.d.cfg.UploadConcurrency)
-	off := int64(0)
-	for _, s := range segs {
-		dst := p[off : off+s.Size]
-		off += s.Size
-		name := m.d.segName(m.st.ID, s.Seq)
-		g.Go(func() error { return m.d.readInto(gctx, name, dst) })
-	}
-	return g.Wait()
+	return storage.TailIO{
+		Concurrency: m.d.cfg.UploadConcurrency,
+		Read: func(ctx context.Context, seq int64, dst []byte) error {
+			return m.d.readInto(ctx, m.d.segName(m.st.ID, seq), dst)
+		},
+	}.Load(ctx, segs, p)
 }
 
 // readInto reads the whole blob name into p, which must be its size.
@@ -400,7 +376,7 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 	}
 	st := m.st
 	ids := blockIDs(st.ID, st.Blocks)
-	tail := tailSize(st.Segs)
+	tail := storage.SegmentsSize(st.Segs)
 	if tail > 0 {
 		if !m.d.lim.fits(int64(st.Blocks), tail) {
 			return storage.Info{}, m.limitError(&st)

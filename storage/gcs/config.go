@@ -41,9 +41,9 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxRetries is how many times the client retries a transient failure
 	// (408, 429, 5xx, connection errors) of an idempotent call, with
-	// jittered exponential backoff. 0 means the default; -1 disables
-	// retries.
-	MaxRetries int `yaml:"max_retries"`
+	// jittered exponential backoff; 0 disables retries. Unset means
+	// DefaultMaxRetries.
+	MaxRetries *int `yaml:"max_retries"`
 	// KMSKeyName encrypts new objects with a customer-managed key:
 	// projects/P/locations/L/keyRings/R/cryptoKeys/K.
 	KMSKeyName string `yaml:"kms_key_name"`
@@ -78,7 +78,9 @@ const (
 func (c *Config) SetDefaults() {
 	c.ChunkSize = cmp.Or(c.ChunkSize, DefaultChunkSize)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
-	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	if c.MaxRetries == nil {
+		c.MaxRetries = new(DefaultMaxRetries)
+	}
 	c.RedirectExpiry = cmp.Or(c.RedirectExpiry, DefaultRedirectExpiry)
 }
 
@@ -102,9 +104,7 @@ func (c *Config) Validate() error {
 		add("chunk_size", "must be a multiple of 256KiB (the resumable-upload quantum)")
 	}
 	errs.Timeout("request_timeout", c.RequestTimeout)
-	if c.MaxRetries < -1 {
-		add("max_retries", "must be -1 (no retries), 0 (default) or positive")
-	}
+	errs.Retries("max_retries", c.MaxRetries)
 	if c.KMSKeyName != "" && (!strings.HasPrefix(c.KMSKeyName, "projects/") || !strings.Contains(c.KMSKeyName, "/cryptoKeys/")) {
 		add("kms_key_name", "%q is not projects/P/locations/L/keyRings/R/cryptoKeys/K", c.KMSKeyName)
 	}
@@ -119,8 +119,5 @@ func (c *Config) Validate() error {
 
 // maxAttempts turns max_retries into the client's attempt count.
 func (c *Config) maxAttempts() int {
-	if c.MaxRetries < 0 {
-		return 1
-	}
-	return c.MaxRetries + 1
+	return storage.RetryCount(c.MaxRetries, DefaultMaxRetries) + 1
 }

@@ -19,7 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		{"everything set", func(c *gcs.Config) {
 			*c = gcs.Config{
 				Bucket: "registry", RootDirectory: "/stratus/prod/", CredentialsFile: "/etc/gcs/key.json",
-				Endpoint: "https://storage.example", ChunkSize: 32 << 20, RequestTimeout: time.Second, MaxRetries: -1,
+				Endpoint: "https://storage.example", ChunkSize: 32 << 20, RequestTimeout: time.Second, MaxRetries: new(0),
 				KMSKeyName: "projects/p/locations/eu/keyRings/r/cryptoKeys/k", Redirect: true, RedirectExpiry: time.Hour,
 			}
 		}, nil},
@@ -34,11 +34,11 @@ func TestConfigValidate(t *testing.T) {
 		{"chunk not a multiple", func(c *gcs.Config) { c.ChunkSize = 1<<20 + 1 }, []string{"storage.gcs.chunk_size: must be a multiple of 256KiB"}},
 		{"chunk too large", func(c *gcs.Config) { c.ChunkSize = 2 << 30 }, []string{"storage.gcs.chunk_size: must be at most 1GiB"}},
 		{"timeout negative", func(c *gcs.Config) { c.RequestTimeout = -time.Second }, []string{"storage.gcs.request_timeout:"}},
-		{"retries below -1", func(c *gcs.Config) { c.MaxRetries = -2 }, []string{"storage.gcs.max_retries:"}},
+		{"retries negative", func(c *gcs.Config) { c.MaxRetries = new(-1) }, []string{"storage.gcs.max_retries:"}},
 		{"kms key not a resource name", func(c *gcs.Config) { c.KMSKeyName = "my-key" }, []string{"storage.gcs.kms_key_name:"}},
 		{"redirect expiry too long", func(c *gcs.Config) { c.RedirectExpiry = 8 * 24 * time.Hour }, []string{"storage.gcs.redirect_expiry:"}},
 		{"redirect without credentials", func(c *gcs.Config) { c.Redirect = true; c.Anonymous = true }, []string{"storage.gcs.redirect:"}},
-		{"every error at once", func(c *gcs.Config) { c.Bucket = ""; c.ChunkSize = 1; c.MaxRetries = -5 }, []string{
+		{"every error at once", func(c *gcs.Config) { c.Bucket = ""; c.ChunkSize = 1; c.MaxRetries = new(-5) }, []string{
 			"storage.gcs.bucket:", "storage.gcs.chunk_size:", "storage.gcs.max_retries:",
 		}},
 	}
@@ -72,7 +72,7 @@ func TestConfigValidate(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	var c gcs.Config
 	c.SetDefaults()
-	if c.ChunkSize != 16<<20 || c.RequestTimeout != time.Minute || c.MaxRetries != 5 ||
+	if c.ChunkSize != 16<<20 || c.RequestTimeout != time.Minute || c.MaxRetries == nil || *c.MaxRetries != 5 ||
 		c.RedirectExpiry != 20*time.Minute || c.Redirect || c.Anonymous {
 		t.Errorf("defaults = %+v", c)
 	}

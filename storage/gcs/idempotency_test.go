@@ -36,7 +36,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	cfg.Endpoint = f.URL
 	cfg.ChunkSize = 256 << 10 // several parts per MiB
 	retry := newTestDriver(t, cfg)
-	cfg.MaxRetries = -1
+	cfg.MaxRetries = new(0)
 	noRetry := newTestDriver(t, cfg)
 	return &faultEnv{t: t, proxy: f, root: root, retry: retry, noRetry: noRetry, direct: direct}
 }

@@ -77,7 +77,7 @@ func (d *Driver) putStream(ctx context.Context, obj *gcs.ObjectHandle, first []b
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	switch {
-	case d.cfg.MaxRetries < 0:
+	case d.cfg.maxAttempts() == 1:
 		obj = obj.Retryer(gcs.WithPolicy(gcs.RetryNever))
 	case !opts.CreateOnly:
 		obj = obj.Retryer(gcs.WithPolicy(gcs.RetryAlways))

@@ -3,7 +3,10 @@ package instrument_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,4 +272,38 @@ func histCount(t *testing.T, reg *prometheus.Registry, op string) uint64 {
 func histSum(t *testing.T, reg *prometheus.Registry, op string) float64 {
 	t.Helper()
 	return find(t, reg, "stratus_storage_operation_duration_seconds", map[string]string{"op": op}).GetHistogram().GetSampleSum()
+}
+
+func TestOpCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := instrument.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.Wrap(inmemory.New())
+	ctx := context.Background()
+	before, err := instrument.OpCounts(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "k", strings.NewReader("v"), storage.PutOptions{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := d.Stat(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Stat(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal(err)
+	}
+	after, err := instrument.OpCounts(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := instrument.Diff(before, after)
+	want := map[string]uint64{instrument.OpPut: 1, instrument.OpStat: 3}
+	if !maps.Equal(got, want) {
+		t.Fatalf("counts %v, want %v", got, want)
+	}
 }

@@ -19,37 +19,38 @@ import (
 	"github.com/stratus-registry/stratus/storage"
 )
 
-// A resumable write is an S3 multipart upload plus a "tail": S3 wants
-// every part but the last to be at least 5 MiB, while clients append in
-// chunks of any size (1 MiB PATCHes are common). Each Append reads the
-// tail (always smaller than one part) into the part buffer, fills the
-// buffer from the stream, uploads every full buffer as a part, and writes
-// what is left as a new tail object under a fresh key. So:
-//   - memory is one part buffer, whatever the object size;
-//   - uploaded parts are never rewritten; tail bytes are rewritten once per
-//     Append until a part fills, which for chunks of c bytes costs about
-//     part_size/(2c) extra writes per byte (3.5x for 1 MiB chunks and 8 MiB
-//     parts), bounded and linear in the object size;
-//   - a failed Append leaves the saved handle intact: its tail object is
-//     untouched (new tails get new keys) and parts past the handle's list
-//     are overwritten by the next Append or ignored by Complete.
-// Commit copies the tail into the last part on the server
-// (UploadPartCopy), so committing moves no object data through us.
+// A resumable write is an S3 multipart upload plus a tail: S3 wants every
+// part but the last to be at least 5 MiB, while clients append in chunks
+// of any size (1 MiB PATCHes are common). The tail is kept as segment
+// objects, one per Append, under _stratus/uploads/<id>/ (storage.Tail):
+// only when the tail and the stream fill the part buffer are the segments
+// read back into it and sent as a part. So:
+//   - memory is one part buffer, whatever the object size (an Append that
+//     fits the small buffer holds only that);
+//   - every byte is written twice, to a segment and in its part (plus once
+//     per merge level, none for 1 MiB appends into parts up to 16 MiB),
+//     and parts are never rewritten;
+//   - a failed Append leaves the saved handle intact: segments are named
+//     by number, so a retry overwrites what the failed attempt wrote, and
+//     parts past the handle's list are overwritten by the next Append or
+//     ignored by Complete.
+// Commit copies a one-segment tail into the last part on the server
+// (UploadPartCopy) and reads a longer one back into one part.
 
-// handleVersion changes when the handle format does.
-const handleVersion = 1
+// handleVersion changes when the handle format does. Version 1 handles (a
+// single tail object, tail-<seq>) are read as a one-segment tail.
+const handleVersion = 2
 
 // handleState is everything needed to continue a write; it is the handle.
 type handleState struct {
-	storage.HandleHeader              // its ID names this write's tail objects
+	storage.HandleHeader              // its ID names this write's segments
 	Bucket               string       `json:"bucket"`
 	UploadID             string       `json:"upload_id"`
 	Parts                []partRecord `json:"parts"`
-	// Seq counts successful non-empty Appends; the tail of the state is
-	// object tail-<Seq> when TailSize > 0.
-	Seq      int64 `json:"seq"`
-	TailSize int64 `json:"tail_size"`
-	Size     int64 `json:"size"`
+	storage.Tail
+	Size int64 `json:"size"`
+	// TailSize is a version 1 handle's tail, object tail-<Seq>.
+	TailSize int64 `json:"tail_size,omitempty"`
 }
 
 type partRecord struct {
@@ -83,7 +84,7 @@ func (d *Driver) NewMultipart(ctx context.Context, key string) (storage.Multipar
 	}
 	return &multipart{d: d, st: handleState{
 		HandleHeader: storage.NewHandleHeader(handleVersion, driverName, d.root, key),
-		Bucket:       d.cfg.Bucket, UploadID: aws.ToString(out.UploadId),
+		Bucket:       d.cfg.Bucket, UploadID: aws.ToString(out.UploadId), Tail: storage.NewTail(),
 	}}, nil
 }
 
@@ -104,10 +105,33 @@ func (d *Driver) ResumeMultipart(ctx context.Context, handle []byte) (storage.Mu
 	return &multipart{d: d, st: st}, nil
 }
 
+// upgrade turns a version 1 handle into the current form: its tail object
+// is segment Seq, and the one before may still be there.
+func (st *handleState) upgrade() error {
+	if st.V != 1 {
+		return nil
+	}
+	if st.Segs != nil || st.Clean != 0 || st.Seq < 0 || st.TailSize < 0 || (st.TailSize > 0 && st.Seq == 0) {
+		return errors.New("invalid version 1 tail")
+	}
+	st.V, st.Clean = handleVersion, max(1, st.Seq-1)
+	if st.TailSize > 0 {
+		st.Segs = []storage.TailSegment{{Seq: st.Seq, Size: st.TailSize}}
+	}
+	st.TailSize = 0
+	return nil
+}
+
 // checkHandle rejects handles of other drivers, buckets or formats, and
 // inconsistent ones.
 func (d *Driver) checkHandle(st *handleState) error {
-	if err := st.Check(handleVersion, driverName, d.root); err != nil {
+	if err := st.upgrade(); err != nil {
+		return err
+	}
+	if err := st.HandleHeader.Check(handleVersion, driverName, d.root); err != nil {
+		return err
+	}
+	if err := st.Tail.Check(); err != nil {
 		return err
 	}
 	switch {
@@ -115,12 +139,12 @@ func (d *Driver) checkHandle(st *handleState) error {
 		return fmt.Errorf("handle is for bucket %q", st.Bucket)
 	case st.UploadID == "":
 		return errors.New("no upload id")
-	case st.Seq < 0 || st.TailSize < 0 || st.TailSize >= MaxPartSize || (st.TailSize > 0 && st.Seq == 0):
+	case st.TailSize != 0 || st.Tail.Size() >= MaxPartSize:
 		return errors.New("invalid tail")
 	case len(st.Parts) > MaxParts:
 		return errors.New("too many parts")
 	}
-	total := st.TailSize
+	total := st.Tail.Size()
 	for i, p := range st.Parts {
 		if p.N != int32(i+1) || p.ETag == "" || p.Size < MinPartSize || p.Size > MaxPartSize {
 			return fmt.Errorf("invalid part %d", i+1)
@@ -137,7 +161,7 @@ func (m *multipart) Size() int64 { return m.st.Size }
 
 func (m *multipart) Handle() ([]byte, error) { return json.Marshal(m.st) }
 
-func (m *multipart) tailKey(seq int64) string {
+func (m *multipart) segmentKey(seq int64) string {
 	return fmt.Sprintf("%s%suploads/%s/tail-%010d", m.d.root, storage.InternalDir, m.st.ID, seq)
 }
 
@@ -150,140 +174,112 @@ func (m *multipart) fail(op string, err error) error {
 	return opError(op, m.st.Key, err)
 }
 
+// tailIO reads and writes this write's segments and sends parts into st.
+func (m *multipart) tailIO(st *handleState) storage.TailIO {
+	return storage.TailIO{
+		Concurrency: m.d.cfg.UploadConcurrency,
+		Read:        m.readSegment,
+		Write:       m.writeSegment,
+		SendPart: func(ctx context.Context, data []byte) error {
+			if len(st.Parts) >= MaxParts {
+				return fmt.Errorf("object exceeds %d parts of %s", MaxParts, m.d.cfg.PartSize)
+			}
+			num := int32(len(st.Parts) + 1)
+			etag, err := m.d.uploadPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, data)
+			if err != nil {
+				return err
+			}
+			st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: int64(len(data))})
+			return nil
+		},
+	}
+}
+
 // Append implements storage.Multipart.
 func (m *multipart) Append(ctx context.Context, r io.Reader) (int64, error) {
 	if m.err != nil {
 		return 0, &storage.OpError{Op: "append", Driver: driverName, Key: m.st.Key, Err: m.err}
 	}
 	st := m.st
-	st.Parts = slices.Clip(st.Parts) // appends must not touch m.st's array
+	st.Parts = slices.Clip(st.Parts) // appends must not touch m.st's arrays
+	st.Segs = slices.Clip(st.Segs)
+	start := st.Tail.Start()
+	tio := m.tailIO(&st)
 
-	if st.TailSize == 0 {
-		sp := m.d.smallBufs.Get().(*[]byte)
-		defer m.d.smallBufs.Put(sp)
-		n, rest, err := m.appendSmall(ctx, &st, r, *sp)
-		if rest == nil {
-			return n, err
-		}
-		r = rest // more follows: continue with a part buffer
+	// Most appends are one chunk smaller than a part: take them in a
+	// small buffer, so that many concurrent small pushes do not each hold
+	// a part-sized one.
+	sp, done, err := m.d.reserve(ctx, &m.d.smallBufs, smallBufSize)
+	if err != nil {
+		return 0, opError("append", st.Key, err) // the writer stays usable
 	}
-
-	bp := m.d.getBuf()
-	defer m.d.putBuf(bp)
-	buf := *bp
-	if st.TailSize >= int64(len(buf)) {
-		// Written by an instance with a larger part_size: the tail does not
-		// fit our buffer, but it is big enough to be a part by itself.
-		if err := m.tailToPart(ctx, &st); err != nil {
+	defer done()
+	n, rerr := io.ReadFull(r, *sp)
+	switch {
+	case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		if n == 0 {
+			return 0, nil
+		}
+		ok, err := tio.AppendSmall(ctx, &st.Tail, (*sp)[:n], int64(m.d.cfg.PartSize))
+		if err != nil {
 			return 0, m.fail("append", err)
 		}
+		if ok {
+			st.Size += int64(n)
+			m.finish(ctx, &st, start)
+			return int64(n), nil
+		}
+	case rerr != nil:
+		m.err = storage.ErrWriterDone
+		return int64(n), &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
 
-	// Read before fetching the tail: an empty Append costs no request.
-	n, rerr := io.ReadFull(r, buf[st.TailSize:])
-	took := int64(n)
-	if n == 0 && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
-		return 0, nil
+	bp, doneBuf, err := m.d.reserve(ctx, &m.d.bufs, int(m.d.cfg.PartSize))
+	if err != nil {
+		return 0, m.fail("append", err) // the small buffer's bytes are read: resume from the handle
 	}
-	if st.TailSize > 0 && (rerr == nil || rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
-		if err := m.readTail(ctx, st, buf[:st.TailSize]); err != nil {
-			return took, m.fail("append", err)
-		}
-	}
-	filled := int(st.TailSize) + n
-	for rerr == nil { // the buffer is full: it is a part
-		if len(st.Parts) >= MaxParts {
-			return took, m.fail("append", fmt.Errorf("object exceeds %d parts of %s", MaxParts, m.d.cfg.PartSize))
-		}
-		num := int32(len(st.Parts) + 1)
-		etag, err := m.d.uploadPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, buf[:filled])
-		if err != nil {
-			return took, m.fail("append", err)
-		}
-		st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: int64(filled)})
-		n, rerr = io.ReadFull(r, buf)
-		took += int64(n)
-		filled = n
-	}
-	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+	defer doneBuf()
+	took, _, err := tio.Append(ctx, &st.Tail, *bp, io.MultiReader(bytes.NewReader((*sp)[:n]), r))
+	if ae := (*storage.AppendError)(nil); errors.As(err, &ae) && ae.Body {
 		// The caller's stream broke (a client went away); not the store.
 		m.err = storage.ErrWriterDone
-		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
+		return took, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: ae.Err}
 	}
-
-	if err := m.newTail(ctx, &st, buf[:filled]); err != nil {
+	if err != nil {
 		return took, m.fail("append", err)
 	}
 	st.Size += took
-	m.st = st
+	m.finish(ctx, &st, start)
 	return took, nil
 }
 
-// appendSmall takes an Append on an empty tail into the small buffer buf:
-// most appends of small blobs are one chunk, and many concurrent small
-// pushes should not each hold a part-sized buffer. When the stream is
-// longer than buf it returns, in rest, a reader that replays what it read.
-func (m *multipart) appendSmall(ctx context.Context, st *handleState, r io.Reader, buf []byte) (n int64, rest io.Reader, err error) {
-	read, rerr := io.ReadFull(r, buf)
-	switch {
-	case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-		if read == 0 {
-			return 0, nil, nil
+// finish makes st the writer's state and deletes the segments no handle
+// the caller can still hold names (storage.Tail.Start), in one batch; on
+// failure the next Append, Commit or the reaper deletes them.
+func (m *multipart) finish(ctx context.Context, st *handleState, start int64) {
+	if stale := st.Tail.Stale(start); len(stale) > 0 {
+		keys := make([]string, len(stale))
+		for i, n := range stale {
+			keys[i] = m.segmentKey(n)
 		}
-		if err := m.newTail(ctx, st, buf[:read]); err != nil {
-			return 0, nil, m.fail("append", err)
+		if err := m.d.deleteObjects(ctx, keys); err != nil {
+			m.d.logger.Debug("deleting old multipart tail segments", "key", st.Key, "error", err)
+		} else {
+			st.Tail.Cleaned(start)
 		}
-		st.Size += int64(read)
-		m.st = *st
-		return int64(read), nil, nil
-	case rerr != nil:
-		m.err = storage.ErrWriterDone
-		return int64(read), nil, &storage.OpError{Op: "append", Driver: driverName, Key: st.Key, Err: rerr}
 	}
-	return 0, io.MultiReader(bytes.NewReader(buf[:read]), r), nil
+	m.st = *st
 }
 
-// newTail writes data as the next tail object (under a fresh key, so a
-// failed Append never touches the tail a saved handle names) and records it
-// in st.
-func (m *multipart) newTail(ctx context.Context, st *handleState, data []byte) error {
-	st.Seq++
-	if len(data) > 0 {
-		sse, kms := m.d.sse()
-		_, err := m.d.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq)),
-			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
-			ServerSideEncryption: sse, SSEKMSKeyId: kms,
-		})
-		if err != nil {
-			return err
-		}
-	}
-	st.TailSize = int64(len(data))
-	// The tail before the one we started from is in no handle the caller
-	// can still hold (it saves one after each Append); ours is kept in case
-	// saving the new handle fails. Leftovers go at Commit or Abort.
-	if st.Seq > 2 {
-		if err := m.d.deleteObject(ctx, "append", st.Key, m.tailKey(st.Seq-2)); err != nil {
-			m.d.logger.Debug("deleting an old multipart tail", "key", st.Key, "error", err)
-		}
-	}
-	return nil
-}
-
-// tailToPart turns the tail into the next part, on the server.
-func (m *multipart) tailToPart(ctx context.Context, st *handleState) error {
-	if len(st.Parts) >= MaxParts {
-		return fmt.Errorf("object exceeds %d parts", MaxParts)
-	}
-	num := int32(len(st.Parts) + 1)
-	etag, err := m.d.copyPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, m.tailKey(st.Seq))
-	if err != nil {
-		return err
-	}
-	st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: st.TailSize})
-	st.TailSize = 0
-	return nil
+// writeSegment writes data as tail segment seq.
+func (m *multipart) writeSegment(ctx context.Context, seq int64, data []byte) error {
+	sse, kms := m.d.sse()
+	_, err := m.d.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &m.d.cfg.Bucket, Key: aws.String(m.segmentKey(seq)),
+		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		ServerSideEncryption: sse, SSEKMSKeyId: kms,
+	})
+	return err
 }
 
 // copyPart makes object source part num of an upload, without moving the
@@ -305,23 +301,21 @@ func (d *Driver) copyPart(ctx context.Context, objectKey, uploadID string, num i
 	return aws.ToString(out.CopyPartResult.ETag), nil
 }
 
-// readTail loads the state's tail object into p (len(p) == TailSize).
-func (m *multipart) readTail(ctx context.Context, st handleState, p []byte) error {
-	out, err := m.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &m.d.cfg.Bucket, Key: aws.String(m.tailKey(st.Seq))})
+// readSegment loads tail segment seq into p (len(p) is its size).
+func (m *multipart) readSegment(ctx context.Context, seq int64, p []byte) error {
+	out, err := m.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &m.d.cfg.Bucket, Key: aws.String(m.segmentKey(seq))})
 	if err != nil {
 		if errors.Is(classify(err), storage.ErrNotFound) {
-			return fmt.Errorf("%w: tail object missing", storage.ErrUploadGone)
+			return fmt.Errorf("%w: tail segment %d missing", storage.ErrUploadGone, seq)
 		}
 		return err
 	}
 	defer out.Body.Close()
 	if aws.ToInt64(out.ContentLength) != int64(len(p)) {
-		return fmt.Errorf("%w: tail object is %d bytes, handle says %d", storage.ErrUploadGone, aws.ToInt64(out.ContentLength), len(p))
+		return fmt.Errorf("%w: tail segment %d is %d bytes, handle says %d", storage.ErrUploadGone, seq, aws.ToInt64(out.ContentLength), len(p))
 	}
-	if _, err := io.ReadFull(out.Body, p); err != nil {
-		return err
-	}
-	return nil
+	_, err = io.ReadFull(out.Body, p)
+	return err
 }
 
 // uploadPart sends one part and returns its ETag.
@@ -342,22 +336,15 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		return storage.Info{}, &storage.OpError{Op: "commit", Driver: driverName, Key: m.st.Key, Err: m.err}
 	}
 	st := m.st
+	st.Parts = slices.Clip(st.Parts)
 	d := m.d
 	objectKey := d.objectKey(st.Key)
-	parts := make([]types.CompletedPart, 0, len(st.Parts)+1)
+	if err := m.sealTail(ctx, &st); err != nil {
+		return storage.Info{}, opError("commit", st.Key, err)
+	}
+	parts := make([]types.CompletedPart, 0, len(st.Parts))
 	for _, p := range st.Parts {
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(p.N), ETag: aws.String(p.ETag)})
-	}
-	if st.TailSize > 0 {
-		if len(parts) >= MaxParts {
-			return storage.Info{}, &storage.OpError{Op: "commit", Driver: driverName, Key: st.Key, Err: fmt.Errorf("object exceeds %d parts", MaxParts)}
-		}
-		num := int32(len(parts) + 1)
-		etag, err := d.copyPart(ctx, objectKey, st.UploadID, num, m.tailKey(st.Seq))
-		if err != nil {
-			return storage.Info{}, opError("commit", st.Key, err)
-		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
 	}
 
 	var info storage.Info
@@ -398,6 +385,34 @@ func (m *multipart) Commit(ctx context.Context) (storage.Info, error) {
 		d.logger.Warn("deleting multipart tail objects after commit", "key", st.Key, "error", err)
 	}
 	return info, nil
+}
+
+// sealTail makes the tail the last part of st: a single segment is copied
+// on the server, several are read back into one part buffer. The part
+// number is fixed by st, so a retried Commit replaces the part.
+func (m *multipart) sealTail(ctx context.Context, st *handleState) error {
+	switch len(st.Segs) {
+	case 0:
+		return nil
+	case 1:
+		if len(st.Parts) >= MaxParts {
+			return fmt.Errorf("object exceeds %d parts", MaxParts)
+		}
+		num := int32(len(st.Parts) + 1)
+		etag, err := m.d.copyPart(ctx, m.d.objectKey(st.Key), st.UploadID, num, m.segmentKey(st.Segs[0].Seq))
+		if err != nil {
+			return err
+		}
+		st.Parts = append(st.Parts, partRecord{N: num, ETag: etag, Size: st.Segs[0].Size})
+		st.Segs = nil
+		return nil
+	}
+	bp, done, err := m.d.reserve(ctx, &m.d.bufs, int(m.d.cfg.PartSize))
+	if err != nil {
+		return err
+	}
+	defer done()
+	return m.tailIO(st).Flush(ctx, &st.Tail, *bp)
 }
 
 // Abort implements storage.Multipart.
@@ -447,9 +462,18 @@ func copySource(bucket, key string) string {
 }
 
 // putMultipart finishes a Put whose body filled the first part buffer,
-// which it takes over: parts go up upload_concurrency at a time, each from
-// its own buffer.
-func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, opts storage.PutOptions, conditional bool) (storage.Info, error) {
+// which it takes over (done returns it): parts go up upload_concurrency at
+// a time, each from its own buffer, reserved from the budget together.
+func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, first *[]byte, done func(), opts storage.PutOptions, conditional bool) (storage.Info, error) {
+	release, err := d.budget.Acquire(ctx, int64(d.cfg.UploadConcurrency)*int64(d.cfg.PartSize))
+	if err != nil {
+		done()
+		return storage.Info{}, opError("put", key, err)
+	}
+	defer release()
+	// done gives first back once every part is sent (PutBuf below skips
+	// it, or the pool would hold it twice).
+	defer done()
 	objectKey := d.objectKey(key)
 	sse, kms := d.sse()
 	in := &s3.CreateMultipartUploadInput{
@@ -461,7 +485,6 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 	}
 	created, err := d.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		d.putBuf(first)
 		return storage.Info{}, opError("put", key, err)
 	}
 	uploadID := aws.ToString(created.UploadId)
@@ -475,7 +498,11 @@ func (d *Driver) putMultipart(ctx context.Context, key string, r io.Reader, firs
 		MaxParts:    MaxParts,
 		PartSize:    d.cfg.PartSize,
 		GetBuf:      d.getBuf,
-		PutBuf:      d.putBuf,
+		PutBuf: func(b *[]byte) {
+			if b != first {
+				d.putBuf(b)
+			}
+		},
 		Send: func(ctx context.Context, i int, data []byte) error {
 			num := int32(i + 1)
 			etag, err := d.uploadPart(ctx, objectKey, uploadID, num, data)

@@ -19,6 +19,21 @@ import (
 	"github.com/stratus-registry/stratus/storage"
 )
 
+// putBuffer is the first buffer of a Put of size bytes (-1: unknown),
+// reserved from the budget: one of its own for a body known to be smaller
+// than a part (manifests, records), else a pooled part buffer.
+func (d *Driver) putBuffer(ctx context.Context, size int64) (*[]byte, func(), error) {
+	if size < 0 || size >= int64(d.cfg.PartSize) {
+		return d.reserve(ctx, &d.bufs, int(d.cfg.PartSize))
+	}
+	release, err := d.budget.Acquire(ctx, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := make([]byte, size)
+	return &b, release, nil
+}
+
 // Put implements storage.Driver.
 func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (storage.Info, error) {
 	if err := d.checkKey("put", key); err != nil {
@@ -44,12 +59,15 @@ func (d *Driver) Put(ctx context.Context, key string, r io.Reader, opts storage.
 		}
 	}
 
-	buf := d.getBuf()
+	buf, done, err := d.putBuffer(ctx, opts.Size)
+	if err != nil {
+		return storage.Info{}, opError("put", key, err)
+	}
 	n, more, err := storage.FillBuffer(r, *buf, opts.Size)
 	if more {
-		return d.putMultipart(ctx, key, r, buf, opts, conditional)
+		return d.putMultipart(ctx, key, r, buf, done, opts, conditional)
 	}
-	defer d.putBuf(buf)
+	defer done()
 	if err != nil {
 		return storage.Info{}, &storage.OpError{Op: "put", Driver: driverName, Key: key, Err: err}
 	}

@@ -17,8 +17,8 @@ var _ storage.MultipartReaper = (*Driver)(nil)
 // is its newest part; one that has no part and was started before cutoff
 // counts as idle too (it would have to receive under one part in the whole
 // upload TTL to still be alive, and if it is, its client gets a clean
-// BLOB_UPLOAD_UNKNOWN). Tail objects are written anew on every Append, so
-// their modification time is their write's last activity.
+// BLOB_UPLOAD_UNKNOWN). A tail segment is written on every Append that
+// sends no part, so a write's newest segment is its last activity.
 func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
 	n, seen, err := d.abortStaleUploads(ctx, d.root, cutoff, dryRun)
 	if err == nil && seen == 0 && d.root != "" {
@@ -43,27 +43,41 @@ func (d *Driver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) 
 	return n, nil
 }
 
-// staleTails lists tail objects untouched since cutoff.
+// staleTails lists the tail segments of writes untouched since cutoff: a
+// write's activity is its newest segment, so an active write whose oldest
+// segments are older than cutoff keeps them.
 func (d *Driver) staleTails(ctx context.Context, cutoff time.Time) ([]string, error) {
-	var keys []string
+	prefix := d.root + storage.InternalDir + "uploads/"
+	keys := map[string][]string{} // write directory -> its objects
+	active := map[string]bool{}
 	var token *string
 	for {
 		out, err := d.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-			Bucket: &d.cfg.Bucket, Prefix: aws.String(d.root + storage.InternalDir + "uploads/"), ContinuationToken: token,
+			Bucket: &d.cfg.Bucket, Prefix: aws.String(prefix), ContinuationToken: token,
 		})
 		if err != nil {
 			return nil, opError("abort-stale", "", err)
 		}
 		for _, o := range out.Contents {
-			if o.LastModified != nil && o.LastModified.Before(cutoff) {
-				keys = append(keys, aws.ToString(o.Key))
+			key := aws.ToString(o.Key)
+			dir, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+			keys[dir] = append(keys[dir], key)
+			if o.LastModified == nil || !o.LastModified.Before(cutoff) {
+				active[dir] = true
 			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
-			return keys, nil
+			break
 		}
 		token = out.NextContinuationToken
 	}
+	var stale []string
+	for dir, ks := range keys {
+		if !active[dir] {
+			stale = append(stale, ks...)
+		}
+	}
+	return stale, nil
 }
 
 // abortStaleUploads aborts the idle uploads listed under prefix that belong

@@ -36,8 +36,10 @@ import (
 )
 
 // smallBufSize is the buffer of appends small enough to stay in the tail;
-// below MinPartSize, so a small append is never a part by itself.
-const smallBufSize = 1 << 20
+// below MinPartSize, so a small append is never a part by itself. One
+// byte over 1 MiB, so that the 1 MiB chunks clients commonly send are seen
+// to end in it.
+const smallBufSize = 1<<20 + 1
 
 // maxListKeys is S3's page size limit.
 const maxListKeys = 1000
@@ -56,6 +58,8 @@ type Driver struct {
 	bufs sync.Pool
 	// smallBufs serve appends that fit in smallBufSize.
 	smallBufs sync.Pool
+	// budget is reserved from before a buffer of either pool is taken.
+	budget storage.BufferBudget
 
 	// cond records whether the server honours If-None-Match on writes,
 	// learnt by a probe on the first create-only Put.
@@ -74,6 +78,7 @@ const (
 var (
 	_ storage.Driver    = (*Driver)(nil)
 	_ storage.URLSigner = (*Driver)(nil)
+	_ storage.Budgeted  = (*Driver)(nil)
 )
 
 // New builds a driver from cfg (defaults applied, then validated). It does
@@ -112,6 +117,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Driver, error) 
 		presign:   s3.NewPresignClient(client),
 		transport: transport,
 		logger:    logger,
+		budget:    storage.NoBudget{},
 	}
 	if root := strings.Trim(cfg.RootDirectory, "/"); root != "" {
 		d.root = root + "/"
@@ -200,6 +206,20 @@ func (d *Driver) checkKey(op, key string) error { return storage.CheckDriverKey(
 
 func (d *Driver) getBuf() *[]byte  { return d.bufs.Get().(*[]byte) }
 func (d *Driver) putBuf(b *[]byte) { d.bufs.Put(b) }
+
+// SetBufferBudget implements storage.Budgeted.
+func (d *Driver) SetBufferBudget(b storage.BufferBudget) { d.budget = b }
+
+// reserve takes a buffer from pool (of size bytes each) once the budget
+// grants size; done returns both.
+func (d *Driver) reserve(ctx context.Context, pool *sync.Pool, size int) (bp *[]byte, done func(), err error) {
+	release, err := d.budget.Acquire(ctx, int64(size))
+	if err != nil {
+		return nil, nil, err
+	}
+	bp = pool.Get().(*[]byte)
+	return bp, func() { pool.Put(bp); release() }, nil
+}
 
 // sse adds the configured server-side encryption to a write.
 func (d *Driver) sse() (types.ServerSideEncryption, *string) {

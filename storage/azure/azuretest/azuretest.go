@@ -229,7 +229,7 @@ func (s *Server) Config(prefix string) azure.Config {
 		RootDirectory:  prefix,
 		ServiceURL:     s.ServiceURL,
 		RequestTimeout: 30 * time.Second,
-		MaxRetries:     2,
+		MaxRetries:     new(2),
 		RetryDelay:     50 * time.Millisecond,
 		MaxRetryDelay:  time.Second,
 	}

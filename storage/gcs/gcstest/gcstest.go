@@ -168,7 +168,7 @@ func (s *Server) Config(prefix string) gcs.Config {
 		Endpoint:       s.Endpoint,
 		Anonymous:      true,
 		RequestTimeout: 30 * time.Second,
-		MaxRetries:     2,
+		MaxRetries:     new(2),
 	}
 }
 

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLimitsConfig(t *testing.T) {
+	tests := []struct {
+		name        string
+		file        string
+		env         []string
+		wantRate    float64
+		wantBurst   int
+		wantUploads int
+		wantErr     []string
+	}{
+		{name: "defaults: rate off, 1000 uploads", wantUploads: 1000},
+		{name: "rate with default burst", file: "limits:\n  rate:\n    requests_per_second: 2.5\n", wantRate: 2.5, wantBurst: 3, wantUploads: 1000},
+		{name: "slow rate bursts at least 1", file: "limits:\n  rate:\n    requests_per_second: 0.1\n", wantRate: 0.1, wantBurst: 1, wantUploads: 1000},
+		{name: "from the environment", env: []string{"STRATUS_LIMITS_RATE_REQUESTS_PER_SECOND=50", "STRATUS_LIMITS_RATE_BURST=200", "STRATUS_LIMITS_UPLOADS_PER_REPOSITORY=10"},
+			wantRate: 50, wantBurst: 200, wantUploads: 10},
+		{name: "negative rate", file: "limits:\n  rate:\n    requests_per_second: -1\n", wantErr: []string{"limits.rate.requests_per_second"}},
+		{name: "absurd rate", file: "limits:\n  rate:\n    requests_per_second: 1e9\n", wantErr: []string{"limits.rate.requests_per_second"}},
+		{name: "burst without rate", file: "limits:\n  rate:\n    burst: 5\n", wantErr: []string{"limits.rate.burst: set but"}},
+		{name: "negative burst", file: "limits:\n  rate:\n    requests_per_second: 5\n    burst: -2\n", wantErr: []string{"limits.rate.burst: must not be negative"}},
+		{name: "explicit zero burst", file: "limits:\n  rate:\n    requests_per_second: 5\n    burst: 0\n", wantErr: []string{"limits.rate.burst: a zero or empty value is not valid"}},
+		{name: "negative uploads", file: "limits:\n  uploads_per_repository: -1\n", wantErr: []string{"limits.uploads_per_repository: -1 is negative"}},
+		{name: "every error at once", file: "limits:\n  rate:\n    requests_per_second: -3\n  uploads_per_repository: -1\n",
+			wantErr: []string{"limits.rate.requests_per_second", "limits.uploads_per_repository"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+			}
+			cfg, err := loadConfig(path, tt.env, nil)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("want errors %q, got none", tt.wantErr)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := cfg.Limits
+			if l.Rate.RequestsPerSecond != tt.wantRate || l.Rate.Burst != tt.wantBurst || l.UploadsPerRepository != tt.wantUploads {
+				t.Errorf("limits = %+v, want rate %g burst %d uploads %d", l, tt.wantRate, tt.wantBurst, tt.wantUploads)
+			}
+		})
+	}
+}

@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratus-registry/stratus/locking/memory"
+	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/inmemory"
+	"github.com/stratus-registry/stratus/storage/instrument"
+)
+
+// TestPullRequestCounts counts the object-store requests of each request
+// of a pull (docs/benchmarks.md, "Requests per pull"), on a store written
+// by this version (v2 links) and on one written by an earlier version
+// (v1 links: the digest only), which must keep working at one more read.
+func TestPullRequestCounts(t *testing.T) {
+	for _, layout := range []string{"v2", "v1"} {
+		t.Run(layout, func(t *testing.T) {
+			metrics := prometheus.NewRegistry()
+			m, err := instrument.NewMetrics(metrics)
+			if err != nil {
+				t.Fatal(err)
+			}
+			locks := memory.New()
+			t.Cleanup(func() { locks.Close() })
+			raw := inmemory.New()
+			tr, _ := newTestRegistryOn(t, gcConfig("keep"), locks, m.Wrap(raw))
+			layer := []byte("a layer of the pulled image")
+			md, man := tr.imageManifest("app", layer)
+			tr.expect(tr.do("PUT", "/v2/app/manifests/v1", man, "Content-Type", mtOCIManifest), 201, "")
+			cfgD := sha([]byte(`{"architecture":"amd64","os":"linux"}`))
+			if layout == "v1" {
+				downgradeLinks(t, raw, "app")
+			}
+			extra := uint64(0) // v1: the record read the link no longer saves
+			if layout == "v1" {
+				extra = 1
+			}
+			for _, tc := range []struct {
+				name, method, path string
+				status             int
+				want               map[string]uint64
+			}{
+				{"manifest GET by tag", "GET", "/v2/app/manifests/v1", 200, map[string]uint64{instrument.OpRead: 2}},
+				{"manifest GET by digest", "GET", "/v2/app/manifests/" + md, 200, map[string]uint64{instrument.OpRead: 1}},
+				{"config blob GET", "GET", "/v2/app/blobs/" + cfgD, 200, map[string]uint64{instrument.OpRead: 2 + extra}},
+				{"layer GET", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 2 + extra}},
+				{"blob HEAD", "HEAD", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 1 + extra}},
+				{"unknown blob HEAD", "HEAD", "/v2/app/blobs/" + sha([]byte("nothing")), 404, map[string]uint64{instrument.OpRead: 1}},
+			} {
+				before, err := instrument.OpCounts(metrics)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr.expect(tr.do(tc.method, tc.path, nil), tc.status, "")
+				after, err := instrument.OpCounts(metrics)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := instrument.Diff(before, after)
+				t.Logf("%s %s: %v", layout, tc.name, got)
+				if !maps.Equal(got, tc.want) {
+					t.Errorf("%s: store requests %v, want %v", tc.name, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// downgradeLinks rewrites every link of repo in the v1 form (the digest
+// only), as a registry before the v2 layout wrote them.
+func downgradeLinks(t *testing.T, store storage.Driver, repo string) {
+	t.Helper()
+	ctx := context.Background()
+	any := linkKey(repo, mustDigest(t, sha([]byte("x"))))
+	prefix := any[:strings.Index(any, "_links/")+len("_links/")]
+	page, err := store.List(ctx, prefix, "", 0)
+	if err != nil || page.More {
+		t.Fatalf("list links: %v (more: %v)", err, page.More)
+	}
+	for _, o := range page.Objects {
+		d := "sha256:" + o.Key[strings.LastIndex(o.Key, "/")+1:]
+		if _, err := store.Put(ctx, o.Key, strings.NewReader(d), storage.PutOptions{Size: int64(len(d))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(page.Objects) == 0 {
+		t.Fatal("no links to downgrade")
+	}
+}
