@@ -35,7 +35,7 @@ type Config struct {
 	Metrics  MetricsConfig    `yaml:"metrics"`
 	// Notifications are the webhooks (notifications package).
 	Notifications notifications.Config `yaml:"notifications"`
-	Limits   LimitsConfig     `yaml:"limits"`
+	Limits        LimitsConfig         `yaml:"limits"`
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
