@@ -1,6 +1,7 @@
 package notifications
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,7 +49,7 @@ type EndpointList []Endpoint
 // UnmarshalText parses a YAML (or JSON) list of endpoints.
 func (l *EndpointList) UnmarshalText(b []byte) error {
 	var out []Endpoint
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&out); err != nil {
 		return fmt.Errorf("want a YAML or JSON list of endpoints: %w", err)

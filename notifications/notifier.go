@@ -11,6 +11,7 @@ import (
 	randv2 "math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -45,10 +46,19 @@ type Notifier struct {
 	client  *http.Client
 	now     func() time.Time
 	rnd     func() float64
+	// refusedUntil (Unix nanoseconds): after the queue refused an event,
+	// events are counted as lost without trying until then, so that a
+	// Redis outage costs the request path one timeout per pause, not one
+	// per request (pulls go on during an outage and emit events).
+	refusedUntil atomic.Int64
 }
 
-// enqueueTimeout bounds the enqueue of one event on the request path.
-const enqueueTimeout = 2 * time.Second
+const (
+	// enqueueTimeout bounds the enqueue of one event on the request path.
+	enqueueTimeout = 2 * time.Second
+	// refusedPause is how long enqueueing pauses after a failure.
+	refusedPause = time.Second
+)
 
 // New validates cfg (with defaults applied) and returns a notifier; Run
 // starts its delivery workers.
@@ -108,14 +118,16 @@ func (n *Notifier) Emit(ctx context.Context, kind Kind, e Event) {
 	for i := range items {
 		items[i].data = data
 	}
+	if n.now().UnixNano() < n.refusedUntil.Load() {
+		n.lost(e, errors.New("queue unavailable (paused after a failure)"))
+		return
+	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
 	defer cancel()
 	dropped, err := n.q.add(actx, items)
 	if err != nil {
-		n.logger.Warn("webhooks: event lost, the queue refused it", "id", e.ID, "action", e.Action, "repository", e.Target.Repository, "err", err)
-		if n.metrics != nil {
-			n.metrics.enqueueErr.Inc()
-		}
+		n.refusedUntil.Store(n.now().Add(refusedPause).UnixNano())
+		n.lost(e, err)
 		return
 	}
 	if n.metrics == nil {
@@ -126,6 +138,14 @@ func (n *Notifier) Emit(ctx context.Context, kind Kind, e Event) {
 		if dropped[i] > 0 {
 			n.metrics.dropped.WithLabelValues(it.endpoint, dropOverflow).Add(float64(dropped[i]))
 		}
+	}
+}
+
+// lost counts an event the queue did not take.
+func (n *Notifier) lost(e Event, err error) {
+	n.logger.Warn("webhooks: event lost, the queue refused it", "id", e.ID, "action", e.Action, "repository", e.Target.Repository, "err", err)
+	if n.metrics != nil {
+		n.metrics.enqueueErr.Inc()
 	}
 }
 

@@ -3,6 +3,7 @@ package notifications
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -318,4 +319,41 @@ func TestShutdownReleasesInFlight(t *testing.T) {
 	rc.down.Store(false)
 	newNode(t, cfg, client, "b", true)
 	waitFor(t, 30*time.Second, "b to deliver the released entry", func() bool { return len(rc.received()) == 1 })
+}
+
+// failingQueue refuses every add and counts the tries.
+type failingQueue struct {
+	*memQueue
+	tries int
+}
+
+func (q *failingQueue) add(context.Context, []item) ([]int64, error) {
+	q.tries++
+	return nil, errors.New("redis down")
+}
+
+func TestEnqueueFailurePausesTries(t *testing.T) {
+	node := newNode(t, testConfig("http://127.0.0.1:1/"), nil, "a", false)
+	fq := &failingQueue{memQueue: newMemQueue(100, time.Now)}
+	node.n.q = fq
+	t0 := time.Now()
+	tests := []struct {
+		at        time.Duration
+		wantTries int
+	}{
+		{0, 1},
+		{refusedPause / 2, 1}, // paused: counted as lost without a try
+		{refusedPause + refusedPause/2, 2},
+		{refusedPause + refusedPause/2 + 1, 2},
+	}
+	for i, tt := range tests {
+		node.n.now = func() time.Time { return t0.Add(tt.at) }
+		node.n.Emit(context.Background(), KindManifest, pushEvent("a"))
+		if fq.tries != tt.wantTries {
+			t.Errorf("emit %d at +%v: %d tries, want %d", i, tt.at, fq.tries, tt.wantTries)
+		}
+		if n := testutil.ToFloat64(node.n.metrics.enqueueErr); n != float64(i+1) {
+			t.Errorf("emit %d: %v events counted lost, want %d", i, n, i+1)
+		}
+	}
 }

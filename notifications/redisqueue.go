@@ -137,7 +137,7 @@ func (q *redisQueue) next(ctx context.Context, endpoint string) (*entry, error) 
 	}
 	for _, st := range res {
 		for _, m := range st.Messages {
-			return toEntry(m)
+			return toEntry(m), nil
 		}
 	}
 	return nil, nil
@@ -164,7 +164,7 @@ func (q *redisQueue) claim(ctx context.Context, endpoint string, s *streamState)
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	return toEntry(msgs[0])
+	return toEntry(msgs[0]), nil
 }
 
 // reap removes consumers of replicas that are gone and hold nothing. A
@@ -185,7 +185,9 @@ func (q *redisQueue) reap(ctx context.Context, endpoint string, s *streamState) 
 	}
 }
 
-func toEntry(m goredis.XMessage) (*entry, error) {
+// toEntry reads a stream message; its id's first part is the enqueue
+// time in milliseconds (Redis assigns it).
+func toEntry(m goredis.XMessage) *entry {
 	e := &entry{id: m.ID}
 	if ms, _, ok := strings.Cut(m.ID, "-"); ok {
 		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
@@ -195,7 +197,7 @@ func toEntry(m goredis.XMessage) (*entry, error) {
 	if v, ok := m.Values["e"].(string); ok {
 		e.data = []byte(v)
 	}
-	return e, nil
+	return e
 }
 
 func (q *redisQueue) ack(ctx context.Context, endpoint string, e *entry) error {
@@ -242,8 +244,7 @@ func (q *redisQueue) stats(ctx context.Context, endpoint string) (int64, time.Ti
 	}
 	var oldest time.Time
 	if ms := first.Val(); len(ms) > 0 {
-		e, _ := toEntry(ms[0])
-		oldest = e.enqueued
+		oldest = toEntry(ms[0]).enqueued
 	}
 	return n.Val(), oldest, nil
 }

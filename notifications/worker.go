@@ -73,7 +73,9 @@ func (w *worker) refreshStats(ctx context.Context) {
 // or until another replica has taken it over.
 func (w *worker) deliver(ctx context.Context, e *entry) {
 	var q queued
-	body, ctype, err := []byte(nil), "", json.Unmarshal(e.data, &q)
+	var body []byte
+	var ctype string
+	err := json.Unmarshal(e.data, &q)
 	if err == nil {
 		body, ctype, err = encode(w.ep, q)
 	}
