@@ -357,3 +357,18 @@ func TestEnqueueFailurePausesTries(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisLostItsDataRecovers: after Redis lost the stream and its group
+// (a restart without persistence), workers recreate the group and go on.
+func TestRedisLostItsDataRecovers(t *testing.T) {
+	client := startRedis(t)
+	rc := newReceiver(t)
+	node := newNode(t, testConfig(rc.srv.URL), client, "a", true)
+	node.n.Emit(context.Background(), KindManifest, pushEvent("a"))
+	waitFor(t, 20*time.Second, "the first delivery", func() bool { return len(rc.received()) == 1 })
+	if err := client.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	node.n.Emit(context.Background(), KindManifest, pushEvent("a"))
+	waitFor(t, 30*time.Second, "a delivery after the data loss", func() bool { return len(rc.received()) == 2 })
+}
