@@ -126,6 +126,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 			return err
 		}
 		if mounted {
+			g.emitBlob(r, EventMount, rt.name, q.Get("from"), d, 0)
 			w.Header().Set("Location", blobLocation(rt.name, d))
 			w.Header().Set("Docker-Content-Digest", d.String())
 			writeEmpty(w, http.StatusCreated)
@@ -234,6 +235,7 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		}
 		return err
 	}
+	g.emitBlob(r, EventPush, name, "", d, info.Size)
 	w.Header().Set("Location", blobLocation(name, d))
 	w.Header().Set("Docker-Content-Digest", d.String())
 	writeEmpty(w, http.StatusCreated)
@@ -297,6 +299,7 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := wr.finish(ctx, d); err != nil {
 		return err
 	}
+	g.emitBlob(r, EventPush, rt.name, "", d, wr.s.Offset)
 	w.Header().Set("Location", blobLocation(rt.name, d))
 	w.Header().Set("Docker-Content-Digest", d.String())
 	writeEmpty(w, http.StatusCreated)

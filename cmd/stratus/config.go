@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
+	"github.com/stratus-registry/stratus/notifications"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
@@ -32,8 +33,10 @@ type Config struct {
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
 	Metrics  MetricsConfig    `yaml:"metrics"`
-	Limits   LimitsConfig     `yaml:"limits"`
-	Auth     AuthConfig       `yaml:"auth"`
+	// Notifications are the webhooks (notifications package).
+	Notifications notifications.Config `yaml:"notifications"`
+	Limits        LimitsConfig         `yaml:"limits"`
+	Auth          AuthConfig           `yaml:"auth"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -287,6 +290,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
 	if c.redisEnabled() {
@@ -343,7 +347,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate())
+	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.Notifications.Validate("notifications"))
 	return errors.Join(errs...)
 }
 

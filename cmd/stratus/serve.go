@@ -70,6 +70,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver.Close()
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
+	rawStore := store
 	var metricsReg prometheus.Registerer
 	if obs != nil {
 		metricsReg = obs.registry
@@ -89,13 +90,20 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver = obs.storage.Wrap(driver)
 		store = obs.locking.Wrap(store, sessionBackend(cfg))
 	}
+	events, stopEvents, err := openNotifications(ctx, cfg, rawStore, logger, obs)
+	if err != nil {
+		store.Close()
+		driver.Close()
+		return nil, nil, nil, nil, err
+	}
 	closeAll := func() {
+		stopEvents()
 		store.Close()
 		driver.Close()
 	}
 	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
-		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads,
+		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 	})
 	if err != nil {
 		closeAll()
