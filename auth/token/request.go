@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/stratus-registry/stratus/auth/scope"
 )
@@ -75,11 +76,16 @@ func parseRequest(r *http.Request, service string) (tokenRequest, error) {
 	if s := params.Get("service"); s != "" && s != service {
 		return req, badRequest("service %q is not served here (this is %q)", s, service)
 	}
+	// Counted before parsing: merging scopes costs the square of their number.
+	n := 0
+	for _, v := range params["scope"] {
+		n += len(strings.Fields(v))
+	}
+	if n > maxScopes {
+		return req, &requestError{http.StatusBadRequest, "invalid_scope", fmt.Sprintf("more than %d scopes", maxScopes)}
+	}
 	if req.scopes, err = scope.ParseAll(params["scope"]...); err != nil {
 		return req, &requestError{http.StatusBadRequest, "invalid_scope", err.Error()}
-	}
-	if len(req.scopes) > maxScopes {
-		return req, &requestError{http.StatusBadRequest, "invalid_scope", fmt.Sprintf("more than %d scopes", maxScopes)}
 	}
 	return req, nil
 }

@@ -194,6 +194,7 @@ func classify(tok *jwt.Token, err error) error {
 		{jwt.ErrTokenInvalidAudience, ErrWrongAudience},
 		{jwt.ErrTokenInvalidIssuer, ErrWrongIssuer},
 		{jwt.ErrTokenSignatureInvalid, ErrBadSignature},
+		{jwt.ErrTokenRequiredClaimMissing, ErrMalformedClaims},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w: %w", ErrInvalidToken, m.to)
