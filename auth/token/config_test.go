@@ -17,7 +17,9 @@ func TestConfigValidate(t *testing.T) {
 		want []string // substrings of the error; none: valid
 	}{
 		{"external issuer", func(*Config) {}, nil},
-		{"built-in issuer only", func(c *Config) { *c = Config{Realm: "http://localhost:5000/auth/token", Service: "s", IssuerEnabled: true} }, nil},
+		{"built-in issuer only", func(c *Config) {
+			*c = Config{Realm: "http://localhost:5000/auth/token", Service: "s", IssuerEnabled: true}
+		}, nil},
 		{"jwks url on loopback http", func(c *Config) { c.JWKSURL = "http://127.0.0.1:8080/certs" }, nil},
 		{"jwks url https", func(c *Config) { c.JWKSURL = "https://idp.example/realms/r/protocol/openid-connect/certs" }, nil},
 		{"zero leeway", func(c *Config) { c.Leeway = dur(0) }, nil},
