@@ -1,9 +1,11 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -37,14 +39,28 @@ func testAuthenticate(_ context.Context, user, password string) error {
 }
 
 type endpoint struct {
-	h *Handler
-	v *Verifier
+	h    *Handler
+	v    *Verifier
+	logs *bytes.Buffer
 }
 
+// newEndpoint is a Handler whose log must never hold a password or a
+// token: every test checks that at cleanup.
 func newEndpoint(t *testing.T) endpoint {
 	t.Helper()
 	iss, v := newIssuerVerifier(t, issuerConfig(t, nil), time.Now)
-	return endpoint{NewHandler(iss, AuthenticatorFunc(testAuthenticate), GranterFunc(testPolicy), nil), v}
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := endpoint{NewHandler(iss, AuthenticatorFunc(testAuthenticate), GranterFunc(testPolicy), log), v, logs}
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "eyJ") {
+			t.Errorf("the log holds a password or a token:\n%s", logs)
+		}
+		if !strings.Contains(logs.String(), "token") {
+			t.Errorf("nothing logged")
+		}
+	})
+	return e
 }
 
 func (e endpoint) get(t *testing.T, query url.Values, user, password string) *httptest.ResponseRecorder {

@@ -49,6 +49,9 @@ type Issued struct {
 // then die with the process and no other replica accepts them. now nil
 // means time.Now.
 func NewIssuer(cfg Config, log *slog.Logger, now func() time.Time) (*Issuer, error) {
+	if cfg.Issuer == "" || cfg.Service == "" {
+		return nil, fmt.Errorf("%sissuer and %sservice are required", prefix, prefix)
+	}
 	if now == nil {
 		now = time.Now
 	}

@@ -64,6 +64,10 @@ type VerifierOptions struct {
 // fetched now is not fatal (the IdP may start after the registry): it is
 // logged, and fetched again on the next unknown kid or by Run.
 func NewVerifier(ctx context.Context, cfg Config, opts VerifierOptions) (*Verifier, error) {
+	if cfg.Issuer == "" || cfg.Service == "" {
+		// The parser would skip an empty issuer check: refuse to build one.
+		return nil, fmt.Errorf("%sissuer and %sservice are required", prefix, prefix)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
