@@ -126,6 +126,9 @@ func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) er
 		return errMethod(rt, method)
 	}
 	if rt.kind == routeBase {
+		if err := g.auth.Authorize(r.Context(), r, accessFor(rt, method)); err != nil {
+			return err
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		w.WriteHeader(http.StatusOK)

@@ -116,7 +116,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 		if err != nil {
 			return err
 		}
-		mounted, err := g.mount(ctx, rt.name, q.Get("from"), d)
+		mounted, err := g.mount(ctx, r, rt.name, q.Get("from"), d)
 		if err != nil {
 			return err
 		}
@@ -156,9 +156,14 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 // mount links d into name when repository from serves it. It reports false
 // (fall back to an upload) when the blob is not there to mount; anonymous
 // mounts (no from) are never honoured, so a repository cannot obtain a blob
-// it was not shown.
-func (g *Registry) mount(ctx context.Context, name, from string, d digest.Digest) (bool, error) {
+// it was not shown. The caller was allowed to push to name; it must also
+// be allowed to pull from, or it falls back the same way, so a denied
+// source looks exactly like one without the blob.
+func (g *Registry) mount(ctx context.Context, r *http.Request, name, from string, d digest.Digest) (bool, error) {
 	if from == "" || !validName(from) {
+		return false, nil
+	}
+	if g.auth.Authorize(ctx, r, Access{Repository: from, Action: ActionPull}) != nil {
 		return false, nil
 	}
 	src, err := g.content.Repository(from)

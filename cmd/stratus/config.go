@@ -32,6 +32,12 @@ type Config struct {
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
 	Metrics  MetricsConfig    `yaml:"metrics"`
+	Auth     AuthConfig       `yaml:"auth"`
+
+	// path is the file the configuration came from, and reload loads it
+	// again with the same environment and flags (the policy reload).
+	path   string
+	reload func() (*Config, error)
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
@@ -174,6 +180,8 @@ func loadConfig(path string, env []string, sets []string) (*Config, error) {
 		}
 		explicit[key] = true
 	}
+	cfg.path = path
+	cfg.reload = func() (*Config, error) { return loadConfig(path, env, sets) }
 	zeroBefore := zeroLeaves(&cfg)
 	cfg.setDefaults()
 	errs = append(errs, defaultedZeros(&cfg, explicit, zeroBefore), cfg.Validate())
@@ -274,6 +282,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Auth.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -330,7 +339,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate())
+	errs = append(errs, c.Registry.Validate(), c.Auth.validate())
 	return errors.Join(errs...)
 }
 

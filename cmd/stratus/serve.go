@@ -57,7 +57,7 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 // openRegistry opens the storage driver and lock store the configuration
 // names and builds the registry on them; closeAll releases both. With obs,
 // the driver and the lock store are instrumented.
-func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
+func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability, authz registry.Authorizer) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
 	driver, err := openStorage(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("storage: %w", err)
@@ -75,7 +75,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		store.Close()
 		driver.Close()
 	}
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger})
+	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{Storage: driver, Locking: store, Logger: logger, Authorizer: authz})
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err
@@ -93,7 +93,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs)
+	sec, err := openSecurity(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs, sec.authorizer())
 	if err != nil {
 		return err
 	}
@@ -108,7 +112,8 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	defer stopBackground()
 
 	ready := newReadyChecker(reg, driver, store, logger, readyCacheFor)
-	srv, err := newServers(ctx, cfg, reg, ready, obs, logger)
+	go sec.watchPolicy(ctx, cfg, logger)
+	srv, err := newServers(ctx, cfg, sec.wrap(reg), ready, obs, logger)
 	if err != nil {
 		return err
 	}

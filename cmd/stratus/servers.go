@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/httpmw"
-	"github.com/stratus-registry/stratus/registry"
 )
 
 // metricsShutdownTimeout bounds the drain of the metrics listener, which
@@ -31,7 +30,7 @@ type servers struct {
 
 // newServers binds both listeners, so that a port in use fails the start
 // before anything is served.
-func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready http.Handler, obs *observability, logger *slog.Logger) (*servers, error) {
+func newServers(ctx context.Context, cfg *Config, reg http.Handler, ready http.Handler, obs *observability, logger *slog.Logger) (*servers, error) {
 	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
@@ -75,7 +74,7 @@ func newServers(ctx context.Context, cfg *Config, reg *registry.Registry, ready 
 // "/v2/a/../b" with a redirect, where a registry must answer NAME_INVALID
 // and store nothing. Probes and scrapes bypass the access log: they come
 // every few seconds and say nothing about clients.
-func publicHandler(cfg *Config, reg *registry.Registry, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) http.Handler {
+func publicHandler(cfg *Config, reg http.Handler, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) http.Handler {
 	api := httpmw.Chain(httpmw.Options{Logger: logger, TrustedProxies: proxies, Route: routeOf, Metrics: obs.http})(reg)
 	var metrics http.Handler = http.NotFoundHandler()
 	if cfg.Metrics.MainPort {
