@@ -339,7 +339,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate(), c.Auth.validate())
+	errs = append(errs, c.Registry.Validate(), c.Auth.validate(), c.validateTokenReplicas())
 	return errors.Join(errs...)
 }
 
