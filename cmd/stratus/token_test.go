@@ -73,7 +73,7 @@ func TestTokenConfig(t *testing.T) {
 
 func TestTokenEndpointMount(t *testing.T) {
 	cfg, err := loadConfig("", nil, []string{
-		"auth.htpasswd.path=" + writeConfig(t, ""), // no users "auth.token.realm=http://127.0.0.1/auth/token",
+		"auth.htpasswd.path=" + writeConfig(t, ""), "auth.token.realm=http://127.0.0.1/auth/token",
 		"auth.token.service=svc", "auth.token.issuer_enabled=true",
 	})
 	if err != nil {
