@@ -68,11 +68,16 @@ func (f *File) load() error {
 	if err != nil {
 		return err
 	}
-	cost := bcrypt.DefaultCost
+	// The dummy costs what the dearest entry costs, so that no user is
+	// cheaper to probe than a missing one.
+	cost := 0
 	for _, u := range users {
 		if c, err := bcrypt.Cost(u.hash); err == nil && c > cost {
 			cost = c
 		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
