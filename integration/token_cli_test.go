@@ -15,10 +15,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// TestTokenCLIs logs the command-line clients in against the built-in
-// token issuer, then pushes and pulls through the Bearer challenge. Each
-// keeps its credentials in its own file in the test's directory; only
-// team-a/** is writable by alice, and nothing is readable without login.
+// TestTokenCLIs logs the command-line clients (crane, oras, regctl,
+// podman, skopeo) in against the built-in token issuer, then pushes and
+// pulls through the Bearer challenge. Each keeps its credentials in its own
+// file in the test's directory; only team-a/** is writable by alice, and
+// nothing is readable without login.
 func TestTokenCLIs(t *testing.T) {
 	srv := startBuiltinTokenServer(t)
 	host := srv.Addr
@@ -70,6 +71,26 @@ func TestTokenCLIs(t *testing.T) {
 		run(t, env, "regctl", "image", "copy", host+"/team-a/seed:v1", host+"/team-a/regctl:v1")
 		if d := strings.TrimSpace(run(t, env, "regctl", "image", "digest", host+"/team-a/regctl:v1")); d != seed.String() {
 			t.Fatalf("regctl digest %s, want %s", d, seed)
+		}
+	})
+
+	t.Run("podman", func(t *testing.T) {
+		// Its own storage, run root and auth file: nothing of the
+		// machine's podman setup is read or changed.
+		dir := t.TempDir()
+		authfile := filepath.Join(dir, "auth.json")
+		global := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"),
+			"--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"}
+		podman := func(args ...string) string {
+			t.Helper()
+			return run(t, nil, "podman", append(global, args...)...)
+		}
+		runStdin(t, nil, password("alice-pw"), "podman", append(global, "login", "--authfile", authfile, "--tls-verify=false", "-u", "alice", "--password-stdin", host)...)
+		podman("pull", "--authfile", authfile, "--tls-verify=false", host+"/team-a/seed:v1")
+		podman("tag", host+"/team-a/seed:v1", host+"/team-a/podman:v1")
+		podman("push", "--authfile", authfile, "--tls-verify=false", host+"/team-a/podman:v1")
+		if _, err := remote.Head(ref(t, srv, "team-a/podman:v1"), remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-pw"})); err != nil {
+			t.Fatalf("the image podman pushed: %v", err)
 		}
 	})
 
