@@ -133,6 +133,9 @@ func (c *Config) Validate() error {
 	if c.RootCertBundle == "" && c.JWKS == "" && c.JWKSURL == "" && !c.IssuerEnabled {
 		add("rootcertbundle", "no trusted keys: set rootcertbundle, jwks or jwks_url, or issuer_enabled")
 	}
+	if c.JWKSURL == "" && (c.JWKSRefresh != 0 || c.JWKSMinRefresh != 0) {
+		add("jwks_refresh", "jwks_refresh and jwks_min_refresh apply only with jwks_url")
+	}
 	if c.JWKSURL != "" {
 		if err := checkJWKSURL(c.JWKSURL); err != nil {
 			add("jwks_url", "%v", err)
@@ -162,6 +165,9 @@ func (c *Config) validateIssuer() error {
 		}
 		if c.IssuerCertificate != "" {
 			add("issuer_certificate", "set without issuer_enabled: true")
+		}
+		if c.IssuerTTL != 0 || c.IssuerRefreshTTL != 0 {
+			add("issuer_ttl", "issuer_ttl and issuer_refresh_ttl apply only with issuer_enabled: true")
 		}
 		return errors.Join(errs...)
 	}

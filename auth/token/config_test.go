@@ -43,6 +43,8 @@ func TestConfigValidate(t *testing.T) {
 		{"issuer key without issuer", func(c *Config) { c.IssuerKey = "/k.pem"; c.IssuerCertificate = "/c.pem" }, []string{
 			"auth.token.issuer_key: set without issuer_enabled", "auth.token.issuer_certificate: set without issuer_enabled",
 		}},
+		{"jwks refresh without jwks_url", func(c *Config) { c.JWKSMinRefresh = time.Minute }, []string{"auth.token.jwks_refresh: jwks_refresh and jwks_min_refresh apply only with jwks_url"}},
+		{"ttl without issuer", func(c *Config) { c.IssuerRefreshTTL = time.Hour }, []string{"auth.token.issuer_ttl: issuer_ttl and issuer_refresh_ttl apply only"}},
 		{"certificate without key", func(c *Config) { c.IssuerEnabled = true; c.IssuerCertificate = "/c.pem" }, []string{"auth.token.issuer_certificate: needs issuer_key"}},
 		{"ttl too long", func(c *Config) { c.IssuerEnabled = true; c.IssuerTTL = 48 * time.Hour }, []string{"auth.token.issuer_ttl: must be positive and at most 24h"}},
 		{"refresh ttl shorter than ttl", func(c *Config) {
