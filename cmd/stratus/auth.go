@@ -14,6 +14,7 @@ import (
 	"github.com/stratus-registry/stratus/auth"
 	"github.com/stratus-registry/stratus/auth/htpasswd"
 	"github.com/stratus-registry/stratus/auth/policy"
+	"github.com/stratus-registry/stratus/auth/token"
 	"github.com/stratus-registry/stratus/registry"
 )
 
@@ -25,9 +26,9 @@ type AuthConfig struct {
 	// Access is the policy; it is reloaded on SIGHUP and when the
 	// configuration file changes, without a restart.
 	Access policy.Config `yaml:"access"`
-	// TOKEN AUTH PLUGS IN HERE: the auth.token section (realm, service,
-	// issuer, keys) goes beside Htpasswd, is validated in validate below,
-	// and its verifier is returned by tokenVerifier.
+	// Token is Bearer-token auth (token.go): with it, requests carry
+	// tokens from auth.token.realm instead of passwords.
+	Token token.Config `yaml:"token"`
 }
 
 // HtpasswdConfig is auth.htpasswd.
@@ -45,10 +46,13 @@ func (c *AuthConfig) setDefaults() {
 	if c.Htpasswd.Path != "" && c.Htpasswd.Realm == "" {
 		c.Htpasswd.Realm = defaultRealm
 	}
+	if c.Token.Enabled() {
+		c.Token.SetDefaults()
+	}
 }
 
 // enabled reports whether requests are authenticated at all.
-func (c *AuthConfig) enabled() bool { return c.Htpasswd.Path != "" }
+func (c *AuthConfig) enabled() bool { return c.Htpasswd.Path != "" || c.Token.Enabled() }
 
 func (c *AuthConfig) validate() error {
 	var errs []error
@@ -58,14 +62,8 @@ func (c *AuthConfig) validate() error {
 	if !c.enabled() && (len(c.Access.Rules) > 0 || len(c.Access.Groups) > 0) {
 		errs = append(errs, errors.New("auth.access: a policy needs credentials to check; set auth.htpasswd.path (or auth.token)"))
 	}
-	errs = append(errs, c.Access.Validate("auth.access"))
+	errs = append(errs, c.Access.Validate("auth.access"), c.validateToken())
 	return errors.Join(errs...)
-}
-
-// tokenVerifier is where auth.token's verifier is built; until that
-// section exists the registry authenticates with htpasswd only.
-func tokenVerifier(context.Context, *Config, *slog.Logger) (auth.TokenVerifier, error) {
-	return nil, nil
 }
 
 // security is the auth wiring of one serve: the authorizer (nil when auth
@@ -73,24 +71,27 @@ func tokenVerifier(context.Context, *Config, *slog.Logger) (auth.TokenVerifier, 
 type security struct {
 	authz *auth.Authorizer
 	audit *auth.Auditor
+	// tokenEndpoint is the built-in token issuer; nil without one.
+	tokenEndpoint http.Handler
 }
 
 // openSecurity loads the htpasswd file and the policy; any problem (a
 // missing file, a non-bcrypt line) stops startup.
 func openSecurity(ctx context.Context, cfg *Config, logger *slog.Logger) (*security, error) {
 	s := &security{audit: auth.NewAuditor(logger)}
-	tokens, err := tokenVerifier(ctx, cfg, logger)
+	tokens, err := openTokenAuth(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Auth.enabled() && tokens == nil {
+	if !cfg.Auth.enabled() {
 		return s, nil
 	}
 	p, err := policy.New(cfg.Auth.Access)
 	if err != nil {
 		return nil, err
 	}
-	opts := auth.Options{Realm: cfg.Auth.Htpasswd.Realm, Tokens: tokens, Policy: p, Auditor: s.audit, Logger: logger.With("component", "auth")}
+	opts := auth.Options{Realm: cfg.Auth.Htpasswd.Realm, Policy: p, Auditor: s.audit, Logger: logger.With("component", "auth")}
+	tokens.options(&opts, &cfg.Auth.Token)
 	if cfg.Auth.Htpasswd.Path != "" {
 		f, err := htpasswd.Open(cfg.Auth.Htpasswd.Path, logger.With("component", "htpasswd"))
 		if err != nil {
@@ -102,6 +103,7 @@ func openSecurity(ctx context.Context, cfg *Config, logger *slog.Logger) (*secur
 	if s.authz, err = auth.New(opts); err != nil {
 		return nil, err
 	}
+	s.tokenEndpoint = tokens.endpoint(s.authz, logger)
 	return s, nil
 }
 
@@ -119,7 +121,7 @@ func (s *security) wrap(h http.Handler) http.Handler {
 	if s.authz != nil {
 		h = s.authz.Middleware(h)
 	}
-	return h
+	return mountTokenEndpoint(h, s.tokenEndpoint)
 }
 
 // policyReloadEvery is how often the configuration file is checked for a

@@ -347,7 +347,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.Notifications.Validate("notifications"))
+	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
+		c.Notifications.Validate("notifications"))
 	return errors.Join(errs...)
 }
 
