@@ -27,6 +27,13 @@ variable "kms_key_arn" {
   description = "ARN of a customer-managed KMS key for SSE-KMS. null means SSE-S3 (AES256)."
   type        = string
   default     = null
+
+  validation {
+    # A key ARN, not an alias or a bare key id: the IAM policy grants use
+    # of exactly this resource.
+    condition     = var.kms_key_arn == null || can(regex("^arn:[^:]+:kms:[^:]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN: arn:aws:kms:<region>:<account>:key/<id>."
+  }
 }
 
 variable "force_destroy" {

@@ -1,6 +1,6 @@
 # A Stratus bucket with SSE-KMS and an IRSA role for an EKS cluster.
 #
-#   terraform init
+#   cd terraform/s3/examples/eks && terraform init
 #   terraform apply -var bucket_name=acme-stratus-prod \
 #     -var eks_oidc_provider_arn=arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE
 #   terraform output -raw stratus_config
@@ -51,7 +51,7 @@ resource "aws_kms_key" "stratus" {
 }
 
 module "stratus_s3" {
-  source = "../../aws-s3"
+  source = "../.."
 
   bucket_name    = var.bucket_name
   root_directory = "stratus"

@@ -31,6 +31,40 @@ resource "aws_s3_bucket_public_access_block" "this" {
   restrict_public_buckets = true
 }
 
+# Every request must come over TLS: S3 still answers plain HTTP unless a
+# bucket policy refuses it. The driver only ever uses HTTPS.
+data "aws_iam_policy_document" "tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.this.arn,
+      "${aws_s3_bucket.this.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "tls_only" {
+  bucket = aws_s3_bucket.this.id
+  policy = data.aws_iam_policy_document.tls_only.json
+
+  # S3 refuses a bucket policy while the public access block is being
+  # created ("conflicting conditional operation").
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
 # ACLs off: every object belongs to the bucket owner whoever wrote it, and
 # access is decided by IAM alone.
 resource "aws_s3_bucket_ownership_controls" "this" {
@@ -248,4 +282,25 @@ resource "aws_iam_role_policy_attachment" "irsa" {
 
   role       = aws_iam_role.irsa[0].name
   policy_arn = aws_iam_policy.driver.arn
+}
+
+# What the registry needs to know about the bucket: the storage section of
+# its configuration file (the stratus_config output). Keys left out take
+# the driver's defaults; credentials come from the SDK chain (IRSA, an
+# instance profile), so none appear here.
+locals {
+  stratus_config = {
+    storage = {
+      driver = "s3"
+      s3 = merge(
+        {
+          bucket = aws_s3_bucket.this.id
+          region = data.aws_region.current.name
+          sse    = local.kms ? "aws:kms" : "AES256"
+        },
+        local.root == "" ? {} : { root_directory = local.root },
+        local.kms ? { kms_key_id = var.kms_key_arn } : {},
+      )
+    }
+  }
 }
