@@ -52,7 +52,7 @@ var (
 )
 
 func TestOverlays(t *testing.T) {
-	bin := deploytest.Build(t, nil)
+	bin := deploytest.BuildLikeDockerfile(t, "test")
 	for _, tc := range []struct {
 		dir    string
 		driver string

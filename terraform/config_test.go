@@ -24,7 +24,7 @@ import (
 // the k8s overlay, the overlay's storage block must be exactly that
 // output, so the pasted block and the module cannot drift apart.
 func TestStratusConfigRoundTrip(t *testing.T) {
-	bin := deploytest.Build(t, nil)
+	bin := deploytest.BuildLikeDockerfile(t, "test")
 	for _, tc := range []struct {
 		name    string
 		module  string
