@@ -95,16 +95,14 @@ func (e *evaluator) context(expr hcl.Expression) (*hcl.EvalContext, error) {
 			if err != nil {
 				return nil, err
 			}
-			var v cty.Value
 			if root == "var" {
-				v, err = e.variable(name)
+				vars[name], err = e.variable(name)
 			} else {
-				v, err = e.local(name)
+				locals[name], err = e.local(name)
 			}
 			if err != nil {
 				return nil, err
 			}
-			map[string]map[string]cty.Value{"var": vars, "local": locals}[root][name] = v
 		}
 	}
 	vals := map[string]cty.Value{
