@@ -253,20 +253,9 @@ func TestAuthCLIsOverTLS(t *testing.T) {
 		}
 	})
 	t.Run("podman", func(t *testing.T) {
-		// Its own storage, run root and auth file: nothing of the
-		// machine's podman setup is read or changed.
-		dir := t.TempDir()
-		authfile := filepath.Join(dir, "auth.json")
-		global := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"),
-			"--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"}
-		podman := func(args ...string) string {
-			t.Helper()
-			return run(t, nil, "podman", append(global, args...)...)
-		}
-		runStdin(t, nil, pw(), "podman", append(global, "login", "--authfile", authfile, "--cert-dir", s.ca.dir, "-u", "bob", "--password-stdin", host)...)
-		podman("pull", "--authfile", authfile, "--cert-dir", s.ca.dir, host+"/team-a/seed:v1")
-		podman("tag", host+"/team-a/seed:v1", host+"/team-a/podman:v1")
-		podman("push", "--authfile", authfile, "--cert-dir", s.ca.dir, host+"/team-a/podman:v1")
+		p := newPodman(t, "--cert-dir", s.ca.dir)
+		p.login(pw(), host, "bob")
+		p.copyTag(host+"/team-a/seed:v1", host+"/team-a/podman:v1")
 		if _, err := remote.Head(tlsRef(t, srv, "team-a/podman:v1"), ggcrOpts(s.ca, "alice")...); err != nil {
 			t.Fatalf("the image podman pushed: %v", err)
 		}

@@ -1,16 +1,8 @@
 package integration
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratus-registry/stratus/internal/launch"
+	"github.com/stratus-registry/stratus/internal/tlsreload/tlstest"
 )
 
 // testCA is a certificate authority made for one test, and a server
@@ -33,52 +25,18 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stratus test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{dir: t.TempDir(), pool: x509.NewCertPool()}
-	ca.pool.AddCert(caCert)
-	ca.caFile, ca.certFile, ca.keyFile = filepath.Join(ca.dir, "ca.crt"), filepath.Join(ca.dir, "server.pem"), filepath.Join(ca.dir, "server-key.pem")
-	for path, block := range map[string]*pem.Block{
-		ca.caFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		ca.certFile: {Type: "CERTIFICATE", Bytes: srvDER},
-		ca.keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	ca := tlstest.NewCA(t, "stratus test CA")
+	leaf := ca.Issue(t, "127.0.0.1", false)
+	c := &testCA{dir: t.TempDir(), pool: ca.Pool()}
+	// Not tls.crt/tls.key: podman reads a --cert-dir's *.key as client
+	// keys and wants a matching *.cert.
+	c.caFile, c.certFile, c.keyFile = filepath.Join(c.dir, "ca.crt"), filepath.Join(c.dir, "server.pem"), filepath.Join(c.dir, "server-key.pem")
+	for path, data := range map[string][]byte{c.caFile: ca.PEM, c.certFile: leaf.CertPEM, c.keyFile: leaf.KeyPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return ca
+	return c
 }
 
 // client trusts only the test CA.
@@ -155,30 +113,5 @@ func (s *authSetup) writeConfig(t *testing.T, policy string) {
 // answers over HTTPS.
 func (s *authSetup) start(t *testing.T, args ...string) *server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	p, err := launch.Start(ctx, launch.Spec{
-		Name: "stratus",
-		Path: stratusBin,
-		Args: append([]string{"serve", "--config", s.config, "--addr", "127.0.0.1:0", "--set", "metrics.addr=127.0.0.1:0",
-			"--root", t.TempDir()}, args...),
-		Log:          launch.NewLog(serverLogLimit),
-		Ready:        []launch.Check{launch.Line(listenRE)},
-		ReadyTimeout: 60 * time.Second,
-		StopGrace:    15 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("start stratus: %v", err)
-	}
-	srv := &server{Addr: p.Match(listenRE)[1], proc: p, done: p.Done()}
-	t.Cleanup(func() {
-		srv.Stop()
-		if t.Failed() {
-			t.Logf("stratus %s log:\n%s", srv.Addr, p.Tail(80))
-		}
-	})
-	if err := p.WaitReady(ctx, 60*time.Second, launch.HTTPGet(s.ca.client(), "https://"+srv.Addr+"/readyz", http.StatusOK)); err != nil {
-		t.Fatalf("stratus at %s never became ready: %v", srv.Addr, err)
-	}
-	return srv
+	return launchServer(t, stratusBin, append([]string{"--config", s.config, "--root", t.TempDir()}, args...), nil, s.ca.client())
 }

@@ -75,20 +75,9 @@ func TestTokenCLIs(t *testing.T) {
 	})
 
 	t.Run("podman", func(t *testing.T) {
-		// Its own storage, run root and auth file: nothing of the
-		// machine's podman setup is read or changed.
-		dir := t.TempDir()
-		authfile := filepath.Join(dir, "auth.json")
-		global := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"),
-			"--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"}
-		podman := func(args ...string) string {
-			t.Helper()
-			return run(t, nil, "podman", append(global, args...)...)
-		}
-		runStdin(t, nil, password("alice-pw"), "podman", append(global, "login", "--authfile", authfile, "--tls-verify=false", "-u", "alice", "--password-stdin", host)...)
-		podman("pull", "--authfile", authfile, "--tls-verify=false", host+"/team-a/seed:v1")
-		podman("tag", host+"/team-a/seed:v1", host+"/team-a/podman:v1")
-		podman("push", "--authfile", authfile, "--tls-verify=false", host+"/team-a/podman:v1")
+		p := newPodman(t, "--tls-verify=false")
+		p.login(password("alice-pw"), host, "alice")
+		p.copyTag(host+"/team-a/seed:v1", host+"/team-a/podman:v1")
 		if _, err := remote.Head(ref(t, srv, "team-a/podman:v1"), remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-pw"})); err != nil {
 			t.Fatalf("the image podman pushed: %v", err)
 		}
