@@ -37,6 +37,8 @@ type Config struct {
 	Notifications notifications.Config `yaml:"notifications"`
 	Limits        LimitsConfig         `yaml:"limits"`
 	Auth          AuthConfig           `yaml:"auth"`
+	// Tracing is the optional OpenTelemetry export (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -293,6 +295,7 @@ func (c *Config) setDefaults() {
 	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
+	c.Tracing.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -348,7 +351,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"))
+		c.Notifications.Validate("notifications"), c.Tracing.validate())
 	return errors.Join(errs...)
 }
 

@@ -35,7 +35,9 @@ var parent = trace.NewSpanContext(trace.SpanContextConfig{
 	TraceFlags: trace.FlagsSampled,
 })
 
-func withParent(ctx context.Context) context.Context { return trace.ContextWithSpanContext(ctx, parent) }
+func withParent(ctx context.Context) context.Context {
+	return trace.ContextWithSpanContext(ctx, parent)
+}
 
 // parented puts parent into every context before the traced driver sees it.
 type parented struct{ storage.Driver }
@@ -161,7 +163,9 @@ func (signer) SignedURL(context.Context, string, time.Duration) (string, error) 
 // signerReaper is the in-memory driver (a reaper) plus SignedURL.
 type signerReaper struct{ *inmemory.Driver }
 
-func (signerReaper) SignedURL(context.Context, string, time.Duration) (string, error) { return "u", nil }
+func (signerReaper) SignedURL(context.Context, string, time.Duration) (string, error) {
+	return "u", nil
+}
 
 func TestCapabilitiesPreserved(t *testing.T) {
 	tracer, _ := newTracer(t)
