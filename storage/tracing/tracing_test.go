@@ -190,3 +190,42 @@ func TestCapabilitiesPreserved(t *testing.T) {
 		})
 	}
 }
+
+// discard is an exporter that drops spans, so a benchmark measures the
+// wrapper and the SDK, not a growing in-memory store.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkStat compares a bare driver with the traced one, outside a
+// trace (background work) and inside a sampled one.
+func BenchmarkStat(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+	defer tp.Shutdown(context.Background())
+	bare := inmemory.New()
+	if _, err := bare.Put(context.Background(), "k", strings.NewReader("x"), storage.PutOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	traced := tracing.Wrap(bare, tp.Tracer("bench"))
+	ctx, span := tp.Tracer("bench").Start(context.Background(), "request")
+	defer span.End()
+	for _, bb := range []struct {
+		name string
+		d    storage.Driver
+		ctx  context.Context
+	}{
+		{"bare", bare, context.Background()},
+		{"traced/no-parent", traced, context.Background()},
+		{"traced/sampled", traced, ctx},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bb.d.Stat(bb.ctx, "k"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
