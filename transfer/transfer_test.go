@@ -346,7 +346,9 @@ func TestImportRejectsMalformedLayouts(t *testing.T) {
 		{"wrong version", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, layoutFile), []byte(`{"imageLayoutVersion":"2.0.0"}`), 0o644)
 		}, "imageLayoutVersion"},
-		{"bad index", func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, indexFile), []byte(`{"schemaVersion":2,"manifests":[{}]}`), 0o644) }, "manifests[0]"},
+		{"bad index", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, indexFile), []byte(`{"schemaVersion":2,"manifests":[{}]}`), 0o644)
+		}, "manifests[0]"},
 		{"missing manifest", func(t *testing.T, dir string) {
 			b, _ := os.ReadFile(filepath.Join(dir, indexFile))
 			entries, _ := parseIndex(b, maxManifest)
