@@ -33,6 +33,13 @@ func TestAirGappedTransfer(t *testing.T) {
 		t.Fatalf("export: %s", out)
 	}
 
+	filtered := filepath.Join(t.TempDir(), "filtered")
+	stratusCLI(t, true, "export", "--root", rootA, "--repo", "air/w*", "--tag", "v*", filtered)
+	if idx, err := os.ReadFile(filepath.Join(filtered, "index.json")); err != nil ||
+		!strings.Contains(string(idx), `"org.opencontainers.image.ref.name":"v2"`) || strings.Contains(string(idx), "air/api") || strings.Contains(string(idx), `"multi"`) {
+		t.Fatalf("export --repo air/w* --tag v*: index.json %s (%v)", idx, err)
+	}
+
 	first := stratusCLI(t, true, "import", "--root", rootB, archive)
 	m := regexp.MustCompile(`imported (\d+), already present (\d+)`).FindStringSubmatch(first)
 	if m == nil || m[1] == "0" || m[2] != "0" {
