@@ -49,12 +49,11 @@ type cloudStore struct {
 type resumePlan struct{ size, chunk, killAt int64 }
 
 // refusalCase is a store error, by HTTP status and error code, and the
-// status the registry must turn it into: want for a push, and for a pull
-// wantPull where it differs (0: the same).
+// status the registry must turn it into.
 type refusalCase struct {
-	status         int
-	code           string
-	want, wantPull int
+	status int
+	code   string
+	want   int
 }
 
 // storeSite is one emulator as `stratus serve` sees it.
@@ -98,10 +97,10 @@ func cloudStores() []cloudStore {
 				return p
 			},
 			faultSeed: 42,
-			// A pull starts with HeadObject, whose error answer has no body
-			// and so no code: S3's 503 SlowDown reads as a plain 503 there.
+			// A pull starts with a GET of the link (layout v2), whose error
+			// body carries S3's code: SlowDown is throttling for pulls too.
 			refusals: []refusalCase{
-				{status: 503, code: "SlowDown", want: 429, wantPull: 503},
+				{status: 503, code: "SlowDown", want: 429},
 				{status: 429, want: 429}, {status: 503, code: "ServiceUnavailable", want: 503}, {status: 500, code: "InternalError", want: 503},
 			},
 		},
