@@ -38,6 +38,8 @@ type Deps struct {
 	// UploadSlots bound concurrent upload sessions per repository; nil:
 	// unbounded.
 	UploadSlots UploadSlots
+	// TagPolicy makes tags immutable (policy/immutable); nil: none is.
+	TagPolicy TagPolicy
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -50,6 +52,7 @@ type Registry struct {
 	logger  *slog.Logger
 	// uploadSlots is nil without a per-repository upload limit.
 	uploadSlots UploadSlots
+	tagPolicy   TagPolicy
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -103,6 +106,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	}
 	if g.auth == nil {
 		g.auth = allowAll{}
+	}
+	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
+		g.tagPolicy = noTagPolicy{}
 	}
 	if g.events = deps.Events; g.events == nil {
 		g.events = nopSink{}
