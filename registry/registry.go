@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry/content"
+	"github.com/stratus-registry/stratus/registry/gc"
 	"github.com/stratus-registry/stratus/storage"
 )
 
@@ -40,6 +41,8 @@ type Deps struct {
 	UploadSlots UploadSlots
 	// TagPolicy makes tags immutable (policy/immutable); nil: none is.
 	TagPolicy TagPolicy
+	// Retention deletes tags in GC passes (policy/retention); nil: none.
+	Retention gc.Retention
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -53,6 +56,7 @@ type Registry struct {
 	// uploadSlots is nil without a per-repository upload limit.
 	uploadSlots UploadSlots
 	tagPolicy   TagPolicy
+	retention   gc.Retention
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -107,6 +111,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}
+	g.retention = deps.Retention
 	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
 		g.tagPolicy = noTagPolicy{}
 	}
