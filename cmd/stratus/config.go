@@ -37,6 +37,8 @@ type Config struct {
 	Notifications notifications.Config `yaml:"notifications"`
 	Limits        LimitsConfig         `yaml:"limits"`
 	Auth          AuthConfig           `yaml:"auth"`
+	// Policies are the tag policies (immutable tags, retention).
+	Policies PoliciesConfig `yaml:"policies"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -348,7 +350,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"))
+		c.Notifications.Validate("notifications"), c.Policies.validate(c.Registry.GC.Grace))
 	return errors.Join(errs...)
 }
 
