@@ -73,7 +73,7 @@ func TestRetention(t *testing.T) {
 	locks := memory.New()
 	t.Cleanup(func() { locks.Close() })
 	// registry.gc.untagged stays "keep": the rule makes ci/** "delete".
-	reg, err := New(context.Background(), gcConfig("keep"), Deps{Storage: store, Locking: locks, TagPolicy: imm, Retention: ret})
+	reg, err := New(context.Background(), gcConfig("keep"), Deps{Storage: store, Locking: locks, TagPolicy: imm, Retention: ret.ForGC()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func (c *PoliciesConfig) build() (policies, error) {
 		if err != nil {
 			return out, fmt.Errorf("policies.retention: %w", err)
 		}
-		out.retention = p
+		out.retention = p.ForGC()
 	}
 	return out, nil
 }

@@ -7,18 +7,32 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/stratus-registry/stratus/policy/retention"
 	"github.com/stratus-registry/stratus/registry/content"
 )
 
 // Retention decides which tags a pass deletes, and how long untagged
-// manifests are kept, per repository (policy/retention implements it).
+// manifests are kept, per repository (policy/retention's ForGC implements
+// it: registry packages import no policy package).
 type Retention interface {
 	// Decide returns a decision per tag; nil where no rule applies.
-	Decide(repo string, tags []retention.Tag, now time.Time) []retention.Decision
+	Decide(repo string, tags []Tag, now time.Time) []TagDecision
 	// UntaggedAge: ok where a rule applies, which makes untagged manifests
 	// of repo go after age (0: the pass's UntaggedAge).
 	UntaggedAge(repo string) (age time.Duration, ok bool)
+}
+
+// Tag is one tag as retention sees it.
+type Tag struct {
+	Name    string
+	ModTime time.Time // when it was last written
+}
+
+// TagDecision is retention's verdict on one tag, with the reason a dry
+// run lists.
+type TagDecision struct {
+	Tag    string
+	Delete bool
+	Reason string
 }
 
 // untaggedPolicy is the untagged policy for repo: the pass's, or "delete"
@@ -53,10 +67,10 @@ func (p *pass) applyRetention(ctx context.Context, repo *content.Repository) (ma
 	}); err != nil {
 		return nil, err
 	}
-	tags := make([]retention.Tag, len(entries))
+	tags := make([]Tag, len(entries))
 	byName := make(map[string]content.TagEntry, len(entries))
 	for i, e := range entries {
-		tags[i] = retention.Tag{Name: e.Tag, ModTime: e.ModTime}
+		tags[i] = Tag{Name: e.Tag, ModTime: e.ModTime}
 		byName[e.Tag] = e
 	}
 	decisions := p.cfg.Retention.Decide(repo.Name(), tags, p.markStart)
