@@ -37,6 +37,8 @@ type Config struct {
 	Notifications notifications.Config `yaml:"notifications"`
 	Limits        LimitsConfig         `yaml:"limits"`
 	Auth          AuthConfig           `yaml:"auth"`
+	// Tracing is the optional OpenTelemetry export (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 	// Policies are the tag policies (immutable tags, retention).
 	Policies PoliciesConfig `yaml:"policies"`
 
@@ -295,6 +297,7 @@ func (c *Config) setDefaults() {
 	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
+	c.Tracing.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -350,7 +353,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"), c.Policies.validate(c.Registry.GC.Grace))
+		c.Notifications.Validate("notifications"), c.Tracing.validate(), c.Policies.validate(c.Registry.GC.Grace))
 	return errors.Join(errs...)
 }
 
