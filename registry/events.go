@@ -94,8 +94,12 @@ func (g *Registry) emitBlob(r *http.Request, action EventAction, repo, from stri
 // gcDeleted turns GC's deletions into delete events without a request.
 func (g *Registry) gcDeleted(ctx context.Context, d gc.Deletion) {
 	kind := EventManifest
-	if d.Kind == gc.DeletedLink {
+	switch d.Kind {
+	case gc.DeletedLink:
 		kind = EventBlob
+	case gc.DeletedTag:
+		g.events.Emit(ctx, Event{Action: EventDelete, Kind: EventTag, Repository: d.Repository, Tag: d.Tag})
+		return
 	}
 	g.events.Emit(ctx, Event{Action: EventDelete, Kind: kind, Repository: d.Repository, Digest: d.Digest})
 }

@@ -121,7 +121,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if ref.Tag != "" {
 		all = append([]string{ref.Tag}, tags...)
 	}
-	if err := repo.PutManifest(r.Context(), d, pm, body, all, g.cfg.PinTimeout); err != nil {
+	if err := g.storeManifest(r.Context(), repo, d, pm, body, all); err != nil {
 		var re *content.ReferenceError
 		if errors.As(err, &re) {
 			return toAPIError(err).withDetail(map[string]string{"digest": re.Ref.Digest.String()})
@@ -140,6 +140,24 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	writeEmpty(w, http.StatusCreated)
 	return nil
+}
+
+// storeManifest stores the manifest and points tags at it; tags an
+// immutable rule covers are created only (see TagPolicy).
+func (g *Registry) storeManifest(ctx context.Context, repo *content.Repository, d digest.Digest, pm *content.Parsed, body []byte, tags []string) error {
+	mutable, immutable, rules := g.splitTags(repo.Name(), tags)
+	if len(immutable) == 0 {
+		return repo.PutManifest(ctx, d, pm, body, tags, g.cfg.PinTimeout)
+	}
+	if err := checkImmutable(ctx, repo, d, immutable, rules); err != nil {
+		return err
+	}
+	// The manifest goes in untagged (its pin keeps GC off it), then the
+	// tags: a create-only tag write needs the manifest to exist first.
+	if err := repo.PutManifest(ctx, d, pm, body, nil, g.cfg.PinTimeout); err != nil {
+		return err
+	}
+	return putTags(ctx, repo, d, mutable, immutable, rules)
 }
 
 // readManifestBody reads a pushed manifest up to max_manifest_size; a
@@ -180,9 +198,12 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 		return err
 	}
 	if ref.Tag != "" {
+		if err := g.tagPolicy.CheckDelete(rt.name, ref.Tag); err != nil {
+			return newError(codeDenied, "%v", err).withDetail(map[string]string{"tag": ref.Tag}).withCause(err)
+		}
 		// Deleting a tag removes only the tag (distribution spec 1.1).
 		err = repo.DeleteTag(r.Context(), ref.Tag)
-	} else {
+	} else if err = g.checkManifestDelete(r.Context(), repo, ref.Digest); err == nil {
 		err = repo.DeleteManifest(r.Context(), ref.Digest)
 	}
 	if err != nil {

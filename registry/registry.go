@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry/content"
+	"github.com/stratus-registry/stratus/registry/gc"
 	"github.com/stratus-registry/stratus/storage"
 )
 
@@ -38,6 +39,10 @@ type Deps struct {
 	// UploadSlots bound concurrent upload sessions per repository; nil:
 	// unbounded.
 	UploadSlots UploadSlots
+	// TagPolicy makes tags immutable (policy/immutable); nil: none is.
+	TagPolicy TagPolicy
+	// Retention deletes tags in GC passes (policy/retention); nil: none.
+	Retention gc.Retention
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -50,6 +55,8 @@ type Registry struct {
 	logger  *slog.Logger
 	// uploadSlots is nil without a per-repository upload limit.
 	uploadSlots UploadSlots
+	tagPolicy   TagPolicy
+	retention   gc.Retention
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -103,6 +110,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	}
 	if g.auth == nil {
 		g.auth = allowAll{}
+	}
+	g.retention = deps.Retention
+	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
+		g.tagPolicy = noTagPolicy{}
 	}
 	if g.events = deps.Events; g.events == nil {
 		g.events = nopSink{}

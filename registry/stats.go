@@ -88,7 +88,7 @@ func (g *Registry) recordGC(r *GCReport, err error) {
 		return
 	}
 	g.stats.claimsRefused.Add(int64(r.KeptByPin))
-	g.stats.gcDeleted.Add(int64(r.ManifestsDeleted + r.BlobsDeleted + r.LinksDeleted + r.OrphansDeleted + r.UploadsAborted + r.ReposRemoved))
+	g.stats.gcDeleted.Add(int64(r.ManifestsDeleted + r.BlobsDeleted + r.LinksDeleted + r.TagsDeleted + r.OrphansDeleted + r.UploadsAborted + r.ReposRemoved))
 	g.stats.gcBytes.Add(r.BytesReclaimed)
 	g.stats.gcLastDuration.Store(int64(r.DurationSeconds * float64(time.Second)))
 }

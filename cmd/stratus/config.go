@@ -39,6 +39,8 @@ type Config struct {
 	Auth          AuthConfig           `yaml:"auth"`
 	// Tracing is the optional OpenTelemetry export (tracing.go).
 	Tracing TracingConfig `yaml:"tracing"`
+	// Policies are the tag policies (immutable tags, retention).
+	Policies PoliciesConfig `yaml:"policies"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -351,7 +353,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"), c.Tracing.validate())
+		c.Notifications.Validate("notifications"), c.Tracing.validate(), c.Policies.validate(c.Registry.GC.Grace))
 	return errors.Join(errs...)
 }
 

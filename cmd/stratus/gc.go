@@ -65,6 +65,7 @@ func printReport(w io.Writer, r *registry.GCReport, asJSON bool) {
 	fmt.Fprintf(tw, "manifests\t%d examined, %d deleted\n", r.ManifestsExamined, r.ManifestsDeleted)
 	fmt.Fprintf(tw, "blobs\t%d examined (%d bytes), %d deleted (%d bytes reclaimed)\n", r.BlobsExamined, r.BytesExamined, r.BlobsDeleted, r.BytesReclaimed)
 	fmt.Fprintf(tw, "links\t%d deleted\n", r.LinksDeleted)
+	fmt.Fprintf(tw, "tags\t%d deleted by retention\n", r.TagsDeleted)
 	fmt.Fprintf(tw, "orphaned data\t%d deleted\n", r.OrphansDeleted)
 	fmt.Fprintf(tw, "stale uploads\t%d aborted\n", r.UploadsAborted)
 	fmt.Fprintf(tw, "kept\t%d by pin (claim refused), %d younger than grace\n", r.KeptByPin, r.KeptYoung)

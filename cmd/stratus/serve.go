@@ -101,9 +101,15 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		store.Close()
 		driver.Close()
 	}
+	pols, err := cfg.Policies.build()
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
 	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
+		TagPolicy: pols.tags, Retention: pols.retention,
 	})
 	if err != nil {
 		closeAll()

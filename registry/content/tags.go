@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -32,8 +33,14 @@ func (r *Repository) readTag(ctx context.Context, key, tag string) (digest.Diges
 	return d, nil
 }
 
-// SetTag points tag at manifest d, replacing what it pointed at.
+// SetTag points tag at manifest d, replacing what it pointed at. The tag
+// key is pinned first, so retention (which claims it) either sees the pin
+// and keeps the tag, or holds the claim and the write fails with
+// ErrBeingDeleted; it never deletes a tag just written.
 func (r *Repository) SetTag(ctx context.Context, tag string, d digest.Digest) error {
+	if err := r.s.pin(ctx, TagKey(r.name, tag), true); err != nil {
+		return err
+	}
 	_, err := r.s.driver.Put(ctx, TagKey(r.name, tag), strings.NewReader(d.String()), storage.PutOptions{Size: int64(len(d.String()))})
 	return err
 }
@@ -43,6 +50,9 @@ func (r *Repository) SetTag(ctx context.Context, tag string, d digest.Digest) er
 // create whose answer was lost is not a failure; another digest is
 // ErrTagExists.
 func (r *Repository) CreateTag(ctx context.Context, tag string, d digest.Digest) error {
+	if err := r.s.pin(ctx, TagKey(r.name, tag), true); err != nil {
+		return err
+	}
 	_, err := r.s.driver.Put(ctx, TagKey(r.name, tag), strings.NewReader(d.String()), storage.PutOptions{CreateOnly: true, Size: int64(len(d.String()))})
 	if !errors.Is(err, storage.ErrExists) {
 		return err
@@ -85,7 +95,10 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 // TagEntry is one tag as a listing shows it.
 type TagEntry struct {
 	Tag string
-	key string
+	// ModTime is when the tag object was last written (by a PUT that
+	// named the tag, even with the digest it already had).
+	ModTime time.Time
+	key     string
 }
 
 // EachTagPage calls fn with the repository's tags one listing page at a
@@ -95,7 +108,7 @@ func (r *Repository) EachTagPage(ctx context.Context, fn func([]TagEntry) error)
 	return r.s.eachPage(ctx, prefix, func(objs []storage.Info) error {
 		page := make([]TagEntry, len(objs))
 		for i, o := range objs {
-			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), key: o.Key}
+			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), ModTime: o.ModTime, key: o.Key}
 		}
 		return fn(page)
 	})

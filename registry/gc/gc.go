@@ -70,9 +70,12 @@ type Config struct {
 	Interval time.Duration
 	// UploadTTL is how long an idle upload session lives.
 	UploadTTL time.Duration
-	// OnDelete, if set, is told of every manifest and repository link a
-	// pass deleted (not in dry runs), after the deletion: webhooks.
+	// OnDelete, if set, is told of every manifest, repository link and
+	// tag a pass deleted (not in dry runs), after the deletion: webhooks.
 	OnDelete func(context.Context, Deletion)
+	// Retention, if set, deletes tags by the retention rules before each
+	// repository is marked (see retention.go).
+	Retention Retention
 }
 
 // Deletion is one object a pass deleted in a repository.
@@ -80,6 +83,8 @@ type Deletion struct {
 	Kind       DeletedKind
 	Repository string
 	Digest     digest.Digest
+	// Tag is the deleted tag (DeletedTag; Digest is where it pointed).
+	Tag string
 }
 
 // DeletedKind is what a Deletion removed.
@@ -90,6 +95,8 @@ const (
 	// DeletedLink: the repository no longer serves the blob (the global
 	// blob is deleted once no repository links it; that has no event).
 	DeletedLink DeletedKind = "link"
+	// DeletedTag: retention deleted a tag.
+	DeletedTag DeletedKind = "tag"
 )
 
 // deleted reports deletions to OnDelete.

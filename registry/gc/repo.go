@@ -28,7 +28,11 @@ type repoMark struct {
 // manifests and links, and removes it when nothing is left.
 func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error {
 	p.report.Repositories++
-	m, err := p.mark(ctx, repo)
+	retired, err := p.applyRetention(ctx, repo)
+	if err != nil {
+		return fmt.Errorf("retention of %s: %w", repo.Name(), err)
+	}
+	m, err := p.mark(ctx, repo, retired)
 	if err != nil {
 		return err
 	}
@@ -55,8 +59,9 @@ func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error 
 
 // mark lists the repository's manifests and finds the roots: tagged
 // manifests, and untagged ones the policy keeps; and, with keep_referrers,
-// the referrers of every subject.
-func (p *pass) mark(ctx context.Context, repo *content.Repository) (*repoMark, error) {
+// the referrers of every subject. Tags in retired (retention deleted them,
+// or would in a dry run) do not count.
+func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[string]bool) (*repoMark, error) {
 	m := &repoMark{manifests: map[digest.Digest]time.Time{}, tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
 	if err := repo.EachManifest(ctx, func(page []content.Entry) error {
 		for _, e := range page {
@@ -67,15 +72,16 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository) (*repoMark, e
 		return nil, err
 	}
 	p.report.ManifestsExamined += len(m.manifests)
-	if err := p.markTagged(ctx, repo, m); err != nil {
+	if err := p.markTagged(ctx, repo, m, retired); err != nil {
 		return nil, err
 	}
-	untaggedCutoff := p.markStart.Add(-p.cfg.UntaggedAge)
+	untagged, untaggedAge := p.untaggedPolicy(repo.Name())
+	untaggedCutoff := p.markStart.Add(-untaggedAge)
 	for d, mod := range m.manifests {
 		if m.tagged[d] {
 			continue
 		}
-		if p.cfg.Untagged == "keep" || !mod.Before(untaggedCutoff) || !mod.Before(p.cutoff) {
+		if untagged == "keep" || !mod.Before(untaggedCutoff) || !mod.Before(p.cutoff) {
 			m.roots = append(m.roots, d)
 		}
 	}
@@ -90,12 +96,15 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository) (*repoMark, e
 }
 
 // markTagged reads where every tag points, concurrently per listing page.
-func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repoMark) error {
+func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repoMark, retired map[string]bool) error {
 	return repo.EachTagPage(ctx, func(page []content.TagEntry) error {
 		targets := make([]digest.Digest, len(page))
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(p.cfg.Concurrency)
 		for i, t := range page {
+			if retired[t.Tag] {
+				continue
+			}
 			eg.Go(func() error {
 				d, err := repo.ResolveEntry(ectx, t)
 				switch {
@@ -191,8 +200,8 @@ func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds [
 // sweepManifests deletes the unreachable manifests older than grace.
 func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *repoMark) error {
 	reason := "no tag reaches it"
-	if p.cfg.Untagged == "delete" {
-		reason = fmt.Sprintf("untagged and older than %s", p.cfg.UntaggedAge)
+	if untagged, age := p.untaggedPolicy(repo.Name()); untagged == "delete" {
+		reason = fmt.Sprintf("untagged and older than %s", age)
 	}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(p.cfg.Concurrency)

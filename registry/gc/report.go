@@ -27,7 +27,9 @@ type Report struct {
 	BlobsDeleted      int     `json:"blobs_deleted"`
 	BytesReclaimed    int64   `json:"bytes_reclaimed"`
 	LinksDeleted      int     `json:"links_deleted"`
-	OrphansDeleted    int     `json:"orphan_data_deleted"`
+	// TagsDeleted counts tags retention deleted (or would, in a dry run).
+	TagsDeleted    int `json:"tags_deleted"`
+	OrphansDeleted int `json:"orphan_data_deleted"`
 	// DataIndexed counts data index entries backfilled for data written
 	// before the index existed (layout v1); 0 once a store is migrated.
 	DataIndexed    int         `json:"data_index_backfilled"`
