@@ -38,6 +38,8 @@ type Deps struct {
 	// UploadSlots bound concurrent upload sessions per repository; nil:
 	// unbounded.
 	UploadSlots UploadSlots
+	// Mirror serves the pull-through mirror prefixes; nil mirrors nothing.
+	Mirror Mirror
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -58,6 +60,7 @@ type Registry struct {
 	copyBufs sync.Pool
 	budget   storage.BufferBudget
 	limits   Limits
+	mirror   Mirror
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -103,6 +106,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	}
 	if g.auth == nil {
 		g.auth = allowAll{}
+	}
+	if g.mirror = deps.Mirror; g.mirror == nil {
+		g.mirror = noMirror{}
 	}
 	if g.events = deps.Events; g.events == nil {
 		g.events = nopSink{}
@@ -169,6 +175,12 @@ func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	if rt.kind == routeCatalog {
 		return g.getCatalog(w, r)
+	}
+	// Authorized on the name the client asked for; served from the
+	// mirror's local repository.
+	rt, err := g.routeMirror(r, rt)
+	if err != nil {
+		return err
 	}
 	arg, err := url.PathUnescape(rt.arg)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/notifications"
+	"github.com/stratus-registry/stratus/proxycache"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
@@ -37,6 +38,8 @@ type Config struct {
 	Notifications notifications.Config `yaml:"notifications"`
 	Limits        LimitsConfig         `yaml:"limits"`
 	Auth          AuthConfig           `yaml:"auth"`
+	// Proxy holds the pull-through mirror prefixes (package proxycache).
+	Proxy proxycache.Config `yaml:"proxy"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -290,6 +293,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Proxy.SetDefaults()
 	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
@@ -328,7 +332,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", f.key))
 		}
 	}
-	errs = append(errs, c.validateObservability())
+	errs = append(errs, c.validateObservability(), c.Proxy.Validate("proxy"))
 	switch c.Storage.Driver {
 	case DriverFilesystem:
 		errs = append(errs, c.Storage.Filesystem.Validate())

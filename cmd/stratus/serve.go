@@ -101,9 +101,15 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		store.Close()
 		driver.Close()
 	}
+	mirror, err := openProxy(cfg, driver, store, logger, metricsReg)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
 	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
+		Mirror: mirror,
 	})
 	if err != nil {
 		closeAll()
