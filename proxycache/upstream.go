@@ -99,10 +99,4 @@ func upstreamFault(prefix, what string, err error, notFoundCode string) error {
 		Message: fmt.Sprintf("the upstream of mirror %s is unreachable and %s is not cached; retry later", prefix, what)}
 }
 
-// isNotFound reports whether the upstream said the object does not exist.
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
-}
-
 const defaultRetryAfter = 10 * time.Second
