@@ -80,11 +80,12 @@ func (p *countingProxy) total() int {
 func (p *countingProxy) host() string { return strings.TrimPrefix(p.srv.URL, "http://") }
 
 // upstreamsEnv sets proxy.upstreams to prefixes mapped to proxies (an
-// environment variable: --set splits its value at commas).
-func upstreamsEnv(ttl time.Duration, ups map[string]*countingProxy) string {
+// environment variable: --set splits its value at commas); the upstream of
+// prefix root, if any, also serves unprefixed names.
+func upstreamsEnv(ttl time.Duration, ups map[string]*countingProxy, root string) string {
 	var items []string
 	for prefix, p := range ups {
-		items = append(items, fmt.Sprintf(`{prefix: %s, url: %q, ttl: %s}`, prefix, p.srv.URL, ttl))
+		items = append(items, fmt.Sprintf(`{prefix: %s, url: %q, ttl: %s, root: %t}`, prefix, p.srv.URL, ttl, prefix == root))
 	}
 	return "STRATUS_PROXY_UPSTREAMS=[" + strings.Join(items, ", ") + "]"
 }
@@ -135,7 +136,7 @@ func TestProxyCacheTwoUpstreams(t *testing.T) {
 	img1 := pushRandomImage(t, ref(t, up1, "team/app:v1"), 4096, 3)
 	img2 := pushRandomImage(t, ref(t, up2, "tool:v1"), 4096, 2)
 	mirror := startServer(t, []string{"--root", t.TempDir()},
-		upstreamsEnv(time.Second, map[string]*countingProxy{"one": p1, "two": p2}))
+		upstreamsEnv(time.Second, map[string]*countingProxy{"one": p1, "two": p2}, "one"))
 
 	got1, err := remote.Image(ref(t, mirror, "one/team/app:v1"))
 	if err != nil {
@@ -150,6 +151,17 @@ func TestProxyCacheTwoUpstreams(t *testing.T) {
 	if manifestDigest(t, got1) != manifestDigest(t, img1) {
 		t.Fatal("manifest digest changed through the mirror")
 	}
+
+	t.Run("root: unprefixed names, as docker registry-mirrors sends them", func(t *testing.T) {
+		got, err := remote.Image(ref(t, mirror, "team/app:v1"))
+		if err != nil {
+			t.Fatalf("pull at the root: %v", err)
+		}
+		if manifestDigest(t, got) != manifestDigest(t, img1) {
+			t.Fatal("the root pull is not the root upstream's image")
+		}
+		layersEqual(t, img1, got)
+	})
 
 	t.Run("crane byte for byte", func(t *testing.T) {
 		want := run(t, nil, "crane", "manifest", "--insecure", up1.Addr+"/team/app:v1")
@@ -166,7 +178,7 @@ func TestProxyCacheTwoUpstreams(t *testing.T) {
 	})
 
 	t.Run("push refused", func(t *testing.T) {
-		for _, path := range []string{"/v2/one/team/app/blobs/uploads/", "/v2/two/new/blobs/uploads/"} {
+		for _, path := range []string{"/v2/one/team/app/blobs/uploads/", "/v2/two/new/blobs/uploads/", "/v2/rootname/blobs/uploads/"} {
 			resp, err := http.Post(mirror.URL()+path, "", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -239,7 +251,7 @@ func TestProxyCacheTagTTL(t *testing.T) {
 	p := newCountingProxy(t, up.URL())
 	imgA := pushRandomImage(t, ref(t, up, "app:latest"), 1024, 1)
 	const ttl = 2 * time.Second
-	mirror := startServer(t, []string{"--root", t.TempDir()}, upstreamsEnv(ttl, map[string]*countingProxy{"m": p}))
+	mirror := startServer(t, []string{"--root", t.TempDir()}, upstreamsEnv(ttl, map[string]*countingProxy{"m": p}, ""))
 	pullDigest := func() v1.Hash {
 		t.Helper()
 		img, err := remote.Image(ref(t, mirror, "m/app:latest"))
@@ -291,7 +303,7 @@ func TestProxyCacheOneFetchPerBlob(t *testing.T) {
 	d, _ := layers[0].Digest()
 	redis := lockingtest.StartRedis(t, lockingtest.RedisTCP())
 	args := []string{"--root", t.TempDir(), "--set", "redis.addrs=" + redis.Addr(), "--set", "proxy.lease_wait=5m"}
-	env := upstreamsEnv(time.Hour, map[string]*countingProxy{"m": p})
+	env := upstreamsEnv(time.Hour, map[string]*countingProxy{"m": p}, "")
 	replicas := []*server{startServer(t, args, env), startServer(t, args, env)}
 
 	const pulls = 6

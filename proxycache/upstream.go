@@ -46,7 +46,10 @@ func newUpstream(u Upstream, rt http.RoundTripper) (*upstream, error) {
 		}
 		auth = authn.FromConfig(authn.AuthConfig{Username: u.Username, Password: pw})
 	}
-	p, err := remote.NewPuller(remote.WithAuth(auth), remote.WithTransport(rt), remote.WithUserAgent("stratus-proxycache"))
+	// Few, short retries: with the upstream down a pull waits for them
+	// before it is served from the cache.
+	p, err := remote.NewPuller(remote.WithAuth(auth), remote.WithTransport(rt), remote.WithUserAgent("stratus-proxycache"),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}))
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", u.Prefix, err)
 	}
