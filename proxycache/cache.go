@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry"
@@ -46,9 +47,15 @@ type Cache struct {
 	now       func() time.Time
 	// pollEvery is how often a pull waiting for another's fetch looks.
 	pollEvery time.Duration
+	// manifests joins this process's concurrent upstream checks of one
+	// reference, so a burst of cold pulls costs one upstream request.
+	manifests singleflight.Group
 }
 
 var _ registry.Mirror = (*Cache)(nil)
+
+// manifestTimeout bounds one upstream manifest check or fetch.
+const manifestTimeout = 2 * time.Minute
 
 // New builds the cache; cfg has had SetDefaults and Validate.
 func New(cfg Config, deps Deps) (*Cache, error) {
@@ -117,6 +124,20 @@ func (c *Cache) target(local string) (*upstream, name.Repository, *content.Repos
 // HEAD, and fetched again only when the upstream digest changed. An
 // unreachable upstream leaves the cached tag in service.
 func (c *Cache) Manifest(ctx context.Context, local string, ref registry.Reference) (digest.Digest, error) {
+	v, err, _ := c.manifests.Do(local+"@"+ref.String(), func() (any, error) {
+		// Shared by every joined caller: one client going away must not
+		// fail the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), manifestTimeout)
+		defer cancel()
+		return c.manifest(ctx, local, ref)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(digest.Digest), nil
+}
+
+func (c *Cache) manifest(ctx context.Context, local string, ref registry.Reference) (digest.Digest, error) {
 	u, up, repo, err := c.target(local)
 	if err != nil {
 		return "", err
