@@ -51,6 +51,7 @@ type mirrorSetup struct {
 	driver   *inmemory.Driver
 	cache    *Cache
 	upstream *fakeUpstream
+	locks    *memory.Store
 }
 
 func newMirrorSetup(t *testing.T, up *fakeUpstream) *mirrorSetup {
@@ -73,7 +74,7 @@ func newMirrorSetup(t *testing.T, up *fakeUpstream) *mirrorSetup {
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
-	return &mirrorSetup{reg: srv, driver: driver, cache: cache, upstream: up}
+	return &mirrorSetup{reg: srv, driver: driver, cache: cache, upstream: up, locks: locks}
 }
 
 // dataObjects counts stored upload data objects (what a fetch writes).
@@ -199,5 +200,30 @@ func TestUpstreamDownNothingCached(t *testing.T) {
 	_, err = s.cache.Manifest(context.Background(), "m/app", registry.Reference{Tag: "v1"})
 	if !errors.As(err, &me) || me.Code != registry.MirrorUnavailable {
 		t.Fatalf("Manifest with the upstream down: %v", err)
+	}
+}
+
+// TestLeaseWaitBounded: while another replica holds the blob's lease and
+// never stores it, a pull waits lease_wait and answers 503 with
+// Retry-After, without fetching.
+func TestLeaseWaitBounded(t *testing.T) {
+	body := []byte("blob")
+	d := digest.FromBytes(body)
+	s := newMirrorSetup(t, &fakeUpstream{d: d, body: body})
+	s.cache.leaseWait, s.cache.pollEvery = 50*time.Millisecond, 10*time.Millisecond
+	if _, err := s.locks.Acquire(context.Background(), blobLeaseKey(d), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(s.reg.URL + "/v2/m/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "another request") {
+		t.Fatalf("pull behind a held lease: %d Retry-After=%q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if n := s.upstream.gets.Load(); n != 0 {
+		t.Fatalf("%d upstream GETs while another held the lease", n)
 	}
 }
