@@ -6,10 +6,12 @@
 //     request metrics, with the client IP taken from X-Forwarded-For only
 //     when the peer is a trusted proxy, and secrets redacted;
 //   - Recover: a panicking handler answers 500, its stack is logged with
-//     the request id, and the server goes on serving.
+//     the request id, and the server goes on serving;
+//   - Trace (optional): an OpenTelemetry server span per request.
 //
-// Chain composes the three in that order (Recover innermost, so that the
-// access log and the metrics see the 500 it writes).
+// Chain composes them in that order, Trace right after RequestID
+// (Recover innermost, so that the access log, the metrics and the span see
+// the 500 it writes).
 package httpmw
 
 import (
@@ -17,6 +19,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Route is what a request path means, for labels and logs. Template must
@@ -44,12 +48,20 @@ type Options struct {
 	Route RouteFunc
 	// Metrics, if not nil, receive the request series.
 	Metrics *Metrics
+	// Tracer, if not nil, opens a span per request (Trace). Nil installs
+	// no tracing layer at all.
+	Tracer trace.Tracer
 }
 
-// Chain returns RequestID(Observe(opts)(Recover(logger)(h))).
+// Chain returns RequestID(Observe(opts)(Recover(logger)(h))), with
+// Trace(opts.Tracer) between RequestID and Observe when a tracer is set.
 func Chain(opts Options) func(http.Handler) http.Handler {
 	obs := Observe(opts)
 	rec := Recover(opts.Logger)
+	if opts.Tracer != nil {
+		tr := Trace(opts.Tracer, opts.Route)
+		return func(h http.Handler) http.Handler { return RequestID(tr(obs(rec(h)))) }
+	}
 	return func(h http.Handler) http.Handler { return RequestID(obs(rec(h))) }
 }
 

@@ -40,6 +40,8 @@ type Config struct {
 	Auth          AuthConfig           `yaml:"auth"`
 	// Proxy holds the pull-through mirror prefixes (package proxycache).
 	Proxy proxycache.Config `yaml:"proxy"`
+	// Tracing is the optional OpenTelemetry export (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -297,6 +299,7 @@ func (c *Config) setDefaults() {
 	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
+	c.Tracing.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -352,7 +355,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"))
+		c.Notifications.Validate("notifications"), c.Tracing.validate())
 	return errors.Join(errs...)
 }
 

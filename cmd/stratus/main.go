@@ -57,7 +57,7 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 		ErrWriter: stderr,
 		// Environment variables are read through env (not os.Getenv) so tests
 		// can run the CLI in-process with their own environment.
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			serveCommand(stderr, env),
 			configCommand(stdout, env),
 			gcCommand(stdout, stderr, env),
@@ -70,7 +70,7 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 					return nil
 				},
 			},
-		},
+		}, transferCommands(stdout, stderr, env)...),
 	}
 }
 

@@ -26,6 +26,8 @@ type observability struct {
 	http     *httpmw.Metrics
 	uploads  prometheus.Gauge
 	limits   *ratelimit.Metrics
+	// tracing is nil unless tracing.enabled (tracing.go).
+	tracing *tracing
 }
 
 func newObservability() (*observability, error) {

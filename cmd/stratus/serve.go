@@ -87,8 +87,8 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		uploads = lim.uploads
 	}
 	if obs != nil {
-		driver = obs.storage.Wrap(driver)
-		store = obs.locking.Wrap(store, sessionBackend(cfg))
+		driver = obs.storage.Wrap(obs.tracing.storage(driver))
+		store = obs.locking.Wrap(obs.tracing.locking(store, sessionBackend(cfg)), sessionBackend(cfg))
 	}
 	events, stopEvents, err := openNotifications(ctx, cfg, rawStore, logger, obs)
 	if err != nil {
@@ -128,6 +128,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Deferred first, so it runs last: the spans of the drain are flushed.
+	if obs.tracing, err = openTracing(ctx, cfg.Tracing, logger); err != nil {
+		return err
+	}
+	defer obs.tracing.shutdown(logger)
 	sec, err := openSecurity(ctx, cfg, logger)
 	if err != nil {
 		return err

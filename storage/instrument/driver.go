@@ -158,49 +158,17 @@ func (m *multipart) Abort(ctx context.Context) error {
 	return err
 }
 
-// The capability variants: one type per combination, so that a type
-// assertion on the wrapper answers what it would on the wrapped driver.
+// signedURL and abortStale time the optional capabilities; driverwrap
+// exposes them only when the wrapped driver has them.
 
-type signingDriver struct {
-	*driver
-	signer storage.URLSigner
-}
-
-func (d *signingDriver) SignedURL(ctx context.Context, key string, ttl time.Duration) (string, error) {
-	return signedURL(ctx, d.driver, d.signer, key, ttl)
-}
-
-type reapingDriver struct {
-	*driver
-	reaper storage.MultipartReaper
-}
-
-func (d *reapingDriver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
-	return abortStale(ctx, d.driver, d.reaper, cutoff, dryRun)
-}
-
-type signingReapingDriver struct {
-	*driver
-	signer storage.URLSigner
-	reaper storage.MultipartReaper
-}
-
-func (d *signingReapingDriver) SignedURL(ctx context.Context, key string, ttl time.Duration) (string, error) {
-	return signedURL(ctx, d.driver, d.signer, key, ttl)
-}
-
-func (d *signingReapingDriver) AbortStale(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
-	return abortStale(ctx, d.driver, d.reaper, cutoff, dryRun)
-}
-
-func signedURL(ctx context.Context, d *driver, s storage.URLSigner, key string, ttl time.Duration) (string, error) {
+func (d *driver) signedURL(ctx context.Context, s storage.URLSigner, key string, ttl time.Duration) (string, error) {
 	start := time.Now()
 	u, err := s.SignedURL(ctx, key, ttl)
 	d.m.observe(d.name, OpSignedURL, start, err)
 	return u, err
 }
 
-func abortStale(ctx context.Context, d *driver, r storage.MultipartReaper, cutoff time.Time, dryRun bool) (int, error) {
+func (d *driver) abortStale(ctx context.Context, r storage.MultipartReaper, cutoff time.Time, dryRun bool) (int, error) {
 	start := time.Now()
 	n, err := r.AbortStale(ctx, cutoff, dryRun)
 	d.m.observe(d.name, OpAbortStale, start, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/driverwrap"
 )
 
 // Operation names, the values of the "op" label.
@@ -91,17 +92,7 @@ func (m *Metrics) Wrap(d storage.Driver) storage.Driver {
 		read:    m.read.WithLabelValues(name),
 		written: m.written.WithLabelValues(name),
 	}
-	signer, isSigner := d.(storage.URLSigner)
-	reaper, isReaper := d.(storage.MultipartReaper)
-	switch {
-	case isSigner && isReaper:
-		return &signingReapingDriver{driver: b, signer: signer, reaper: reaper}
-	case isSigner:
-		return &signingDriver{driver: b, signer: signer}
-	case isReaper:
-		return &reapingDriver{driver: b, reaper: reaper}
-	}
-	return b
+	return driverwrap.Compose(b, d, driverwrap.Hooks{SignedURL: b.signedURL, AbortStale: b.abortStale})
 }
 
 // observe records one finished operation.
