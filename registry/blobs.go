@@ -36,8 +36,8 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
-	blob, err := repo.ServeBlob(ctx, d)
-	if err != nil {
+	blob, served, err := g.serveBlobOrFetch(w, r, rt, repo, d)
+	if err != nil || served {
 		return blobErr(err, d)
 	}
 	h := w.Header()

@@ -59,7 +59,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	d, err := resolve(r.Context(), repo, ref)
+	d, err := g.resolveManifest(r.Context(), rt, repo, ref)
 	if err != nil {
 		return manifestErr(err, ref.String())
 	}

@@ -43,6 +43,8 @@ type Deps struct {
 	TagPolicy TagPolicy
 	// Retention deletes tags in GC passes (policy/retention); nil: none.
 	Retention gc.Retention
+	// Mirror serves the pull-through mirror prefixes; nil mirrors nothing.
+	Mirror Mirror
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -65,6 +67,7 @@ type Registry struct {
 	copyBufs sync.Pool
 	budget   storage.BufferBudget
 	limits   Limits
+	mirror   Mirror
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -114,6 +117,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	g.retention = deps.Retention
 	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
 		g.tagPolicy = noTagPolicy{}
+	}
+	if g.mirror = deps.Mirror; g.mirror == nil {
+		g.mirror = noMirror{}
 	}
 	if g.events = deps.Events; g.events == nil {
 		g.events = nopSink{}
@@ -180,6 +186,12 @@ func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	if rt.kind == routeCatalog {
 		return g.getCatalog(w, r)
+	}
+	// Authorized on the name the client asked for; served from the
+	// mirror's local repository.
+	rt, err := g.routeMirror(r, rt)
+	if err != nil {
+		return err
 	}
 	arg, err := url.PathUnescape(rt.arg)
 	if err != nil {

@@ -8,6 +8,8 @@ type route struct {
 	name  string // repository
 	arg   string // digest, reference or upload id, still unparsed
 	allow string // methods allowed on this route, for 405 answers
+	// mirrored: name is a pull-through mirror's local repository.
+	mirrored bool
 }
 
 type routeKind int

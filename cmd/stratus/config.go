@@ -16,6 +16,7 @@ import (
 	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/notifications"
+	"github.com/stratus-registry/stratus/proxycache"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
@@ -37,6 +38,8 @@ type Config struct {
 	Notifications notifications.Config `yaml:"notifications"`
 	Limits        LimitsConfig         `yaml:"limits"`
 	Auth          AuthConfig           `yaml:"auth"`
+	// Proxy holds the pull-through mirror prefixes (package proxycache).
+	Proxy proxycache.Config `yaml:"proxy"`
 	// Tracing is the optional OpenTelemetry export (tracing.go).
 	Tracing TracingConfig `yaml:"tracing"`
 	// Policies are the tag policies (immutable tags, retention).
@@ -294,6 +297,7 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Proxy.SetDefaults()
 	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
@@ -333,7 +337,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", f.key))
 		}
 	}
-	errs = append(errs, c.validateObservability())
+	errs = append(errs, c.validateObservability(), c.Proxy.Validate("proxy"))
 	switch c.Storage.Driver {
 	case DriverFilesystem:
 		errs = append(errs, c.Storage.Filesystem.Validate())

@@ -106,10 +106,16 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		closeAll()
 		return nil, nil, nil, nil, err
 	}
+	mirror, err := openProxy(cfg, driver, store, logger, metricsReg)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
 	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 		TagPolicy: pols.tags, Retention: pols.retention,
+		Mirror: mirror,
 	})
 	if err != nil {
 		closeAll()
