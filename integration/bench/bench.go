@@ -32,6 +32,9 @@ type profile struct {
 	// default chunk) by the fine-chunked workload.
 	FineChunkedSize int64 `json:"fine_chunked_size"`
 	FineChunk       int64 `json:"fine_chunk"`
+	// FineTimeout bounds one fine-chunked upload; a contender that hits it
+	// is reported as slower than that and not run again.
+	FineTimeout time.Duration `json:"fine_timeout"`
 	// MemPushes blobs of MemSize are pushed all at once through one fresh
 	// process on MinIO by the memory workload.
 	MemPushes int   `json:"mem_pushes"`
@@ -49,7 +52,7 @@ func shortProfile() profile {
 		LargeSizes: []int64{16 << 20}, ChunkSize: 8 << 20,
 		Manifests: 64, Repos: 100, Tags: 100, Referrers: 20, ListIters: 8, CommitSamples: 8,
 		GCWindow: 3 * time.Second, OpTimeout: time.Minute,
-		FineChunkedSize: 16 << 20, FineChunk: 1 << 20, MemPushes: 24, MemSize: 16 << 20, FreshPushSize: 64 << 20,
+		FineChunkedSize: 16 << 20, FineChunk: 1 << 20, FineTimeout: time.Minute, MemPushes: 24, MemSize: 16 << 20, FreshPushSize: 64 << 20,
 	}
 }
 
@@ -59,7 +62,7 @@ func fullProfile() profile {
 		LargeSizes: []int64{256 << 20, 1 << 30}, ChunkSize: 8 << 20,
 		Manifests: 400, Repos: 1000, Tags: 1000, Referrers: 100, ListIters: 20, CommitSamples: 16,
 		GCWindow: 20 * time.Second, OpTimeout: 15 * time.Minute,
-		FineChunkedSize: 256 << 20, FineChunk: 1 << 20, MemPushes: 200, MemSize: 64 << 20, FreshPushSize: 1 << 30,
+		FineChunkedSize: 256 << 20, FineChunk: 1 << 20, FineTimeout: 4 * time.Minute, MemPushes: 200, MemSize: 64 << 20, FreshPushSize: 1 << 30,
 	}
 }
 
@@ -115,6 +118,8 @@ type runner struct {
 	parts   []*participant // contenders, then direct
 	tl      tools
 	store   backendStore // for processes a workload starts itself
+	// fineGaveUp: contenders whose fine-chunked upload timed out.
+	fineGaveUp map[string]bool
 }
 
 // runBackend starts the backend and every contender on it, runs all rounds
@@ -180,7 +185,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	}
 	newContender("reference", []*launch.Process{rp}, raddr)
 
-	rn := &runner{backend: kind, prof: prof, gen: gen, res: res, log: log, tl: tl, store: store}
+	rn := &runner{backend: kind, prof: prof, gen: gen, res: res, log: log, tl: tl, store: store, fineGaveUp: make(map[string]bool)}
 	for _, ct := range cts {
 		rn.parts = append(rn.parts, &participant{name: ct.name, reg: ct})
 	}
@@ -196,7 +201,6 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	if err := rn.runRounds(ctx); err != nil {
 		return err
 	}
-	rn.fineChunkedSummary()
 	rn.freshProcessRounds(ctx)
 	rn.gcCompare(ctx, tl.Stratus)
 	return ctx.Err()

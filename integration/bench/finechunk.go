@@ -27,7 +27,10 @@ func (rn *runner) fineChunked(ctx context.Context, p *participant, round int) er
 	if err != nil {
 		return err
 	}
-	octx, cancel := context.WithTimeout(ctx, pr.OpTimeout)
+	if rn.fineGaveUp[p.name] {
+		return nil
+	}
+	octx, cancel := context.WithTimeout(ctx, pr.FineTimeout)
 	defer cancel()
 	// Every contender writes only its own bucket, named after it.
 	var before int64
@@ -36,6 +39,13 @@ func (rn *runner) fineChunked(ctx context.Context, p *participant, round int) er
 	}
 	start := time.Now()
 	if _, err := p.reg.c.pushChunked(octx, "bench/fine", b, pr.FineChunk); err != nil {
+		if ctx.Err() == nil && octx.Err() != nil {
+			// A contender that cannot finish in FineTimeout is not run
+			// again: its bound is the figure.
+			rn.fineGaveUp[p.name] = true
+			rn.res.setNote(rn.backend, rn.mFineChunked(), p.name, fmt.Sprintf("did not finish within %s (below %.1f MB/s); not run again", pr.FineTimeout, float64(b.Size)/1e6/pr.FineTimeout.Seconds()))
+			return nil
+		}
 		return fmt.Errorf("push: %w", err)
 	}
 	el := time.Since(start)
@@ -46,20 +56,14 @@ func (rn *runner) fineChunked(ctx context.Context, p *participant, round int) er
 	return nil
 }
 
-// fineChunkedSummary, once the last backend of a run has its rounds,
-// notes on each contender's MinIO row how its time compares with the same
-// upload to the filesystem, round by round.
-func (rn *runner) fineChunkedSummary() {
-	if rn.backend != "minio" {
-		return
-	}
-	m := rn.mFineChunked()
-	for _, p := range rn.parts {
-		if p.reg == nil {
-			continue
-		}
-		s3 := rn.res.roundValues(rn.backend, m, p.name)
-		fs := rn.res.roundValues("filesystem", m, p.name)
+// fineChunkedSummary notes on each contender's MinIO row how its time
+// compares with the same upload to the filesystem, round by round (once
+// both backends have run).
+func fineChunkedSummary(res *results, prof profile, contenders []string) {
+	m := mLargePush(prof.FineChunkedSize, "chunked", prof.FineChunk)
+	for _, name := range contenders {
+		s3 := res.roundValues("minio", m, name)
+		fs := res.roundValues("filesystem", m, name)
 		if len(fs) == 0 || len(fs) != len(s3) {
 			continue
 		}
@@ -70,6 +74,6 @@ func (rn *runner) fineChunkedSummary() {
 				parts = append(parts, fmt.Sprintf("%.2fx", fs[i]/s3[i]))
 			}
 		}
-		rn.res.addRemark(rn.backend, m, p.name, "time ÷ filesystem time (R1 / R2): "+strings.Join(parts, " / "))
+		res.addRemark("minio", m, name, "time ÷ filesystem time (R1 / R2): "+strings.Join(parts, " / "))
 	}
 }

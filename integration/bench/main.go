@@ -116,6 +116,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			}
 		}
 	}
+	fineChunkedSummary(res, prof, []string{"stratus-1", "stratus-2rr", "reference"})
 	rep := &Report{
 		Mode:      mode,
 		Command:   commandLine(cfg),

@@ -40,15 +40,20 @@ func (rn *runner) mMemPush() metricDef {
 func (rn *runner) freshProcessRounds(ctx context.Context) {
 	for round := 0; round < rn.prof.Rounds && ctx.Err() == nil; round++ {
 		rn.res.setRound(round)
-		if err := rn.freshPush(ctx, round); err != nil {
-			rn.res.fail(rn.backend, "fresh-process push", "stratus-1", round, err)
+		rn.logged(round, "fresh-process push", func() error { return rn.freshPush(ctx, round) })
+		if rn.backend == "minio" {
+			rn.logged(round, "concurrent pushes", func() error { return rn.memoryPressure(ctx, round) })
 		}
-		if rn.backend != "minio" {
-			continue
-		}
-		if err := rn.memoryPressure(ctx, round); err != nil {
-			rn.res.fail(rn.backend, "concurrent pushes", "stratus-1", round, err)
-		}
+	}
+}
+
+// logged runs one Stratus-only workload, logs it and files its error.
+func (rn *runner) logged(round int, name string, fn func() error) {
+	start := time.Now()
+	err := fn()
+	rn.log.Info("task", "round", round, "task", name, "contender", "stratus-1", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	if err != nil {
+		rn.res.fail(rn.backend, name, "stratus-1", round, err)
 	}
 }
 
