@@ -142,6 +142,9 @@ func commandLine(cfg config) string {
 	if cfg.Short {
 		s += " -short"
 	}
+	if b := strings.Join(cfg.Backends, ","); b != "filesystem,minio" {
+		s += " -backends " + b
+	}
 	return s + " -out " + cfg.Out
 }
 
