@@ -64,11 +64,14 @@ func fineChunkedSummary(res *results, prof profile, contenders []string) {
 	for _, name := range contenders {
 		s3 := res.roundValues("minio", m, name)
 		fs := res.roundValues("filesystem", m, name)
-		if len(fs) == 0 || len(fs) != len(s3) {
+		// A run cut short may hold fewer rounds on one backend: pair those
+		// both have.
+		n := min(len(s3), len(fs))
+		if n == 0 {
 			continue
 		}
 		var parts []string
-		for i := range s3 {
+		for i := range n {
 			if s3[i] > 0 {
 				// MB/s, so time on S3 / time on filesystem = fs / s3.
 				parts = append(parts, fmt.Sprintf("%.2fx", fs[i]/s3[i]))
