@@ -28,7 +28,11 @@ func gcAvailable(ctx context.Context, bin string) bool {
 // collection looping against the same storage and redis, alternating with
 // runs without it. Without a GC command (`stratus gc run --help` fails)
 // the row says so.
-func (rn *runner) gcCompare(ctx context.Context, bin string) {
+func (rn *runner) gcCompare(ctx context.Context) {
+	if !rn.want("gc compare") {
+		return
+	}
+	bin := rn.tl.Stratus
 	m := metricDef{"GC looping / no GC (small push+pull)", unitNA, ""}
 	if !gcAvailable(ctx, bin) {
 		for _, p := range rn.parts {
@@ -44,11 +48,11 @@ func (rn *runner) gcCompare(ctx context.Context, bin string) {
 		if p.reg == nil || p.reg.name != "stratus-2rr" {
 			continue
 		}
-		rn.gcRounds(ctx, bin, p)
+		rn.gcRounds(ctx, p)
 	}
 }
 
-func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
+func (rn *runner) gcRounds(ctx context.Context, p *participant) {
 	with := metricDef{"push+pull 1 MiB, GC looping", unitMBps, ""}
 	without := metricDef{"push+pull 1 MiB, no GC", unitMBps, ""}
 	var gcStats gcCounters
@@ -61,7 +65,7 @@ func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
 			if gcOn {
 				m = with
 			}
-			total, ops, el, stats, err := rn.gcHalf(ctx, bin, p, gcOn, 1000+100*(round*2+k))
+			total, ops, el, stats, err := rn.gcHalf(ctx, p, gcOn, 1000+100*(round*2+k))
 			gcStats.add(stats)
 			if err != nil {
 				rn.res.fail(rn.backend, "gc compare", p.name, round, err)
@@ -92,13 +96,13 @@ const (
 // gcHalf repeats the small workload for at least GCWindow, with the GC
 // replica looping when gcOn, and returns the bytes moved, the operations,
 // the time and the passes the GC replica finished meanwhile.
-func (rn *runner) gcHalf(ctx context.Context, bin string, p *participant, gcOn bool, roundBase int) (int64, int, time.Duration, gcCounters, error) {
+func (rn *runner) gcHalf(ctx context.Context, p *participant, gcOn bool, roundBase int) (int64, int, time.Duration, gcCounters, error) {
 	var (
 		gcAddr string
 		before gcCounters
 	)
 	if gcOn {
-		gcProc, addr, err := startStratus(ctx, bin, "stratus-2rr-gc", append(slices.Clone(p.reg.gcArgs),
+		gcProc, addr, err := startStratus(ctx, rn.tl, "stratus-2rr-gc", append(slices.Clone(p.reg.gcArgs),
 			"--set", "registry.gc.interval="+gcInterval.String(),
 			"--set", "registry.gc.grace="+gcGrace.String()))
 		var nr *notReadyError

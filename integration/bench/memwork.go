@@ -49,6 +49,9 @@ func (rn *runner) freshProcessRounds(ctx context.Context) {
 
 // logged runs one Stratus-only workload, logs it and files its error.
 func (rn *runner) logged(round int, name string, fn func() error) {
+	if !rn.want(name) {
+		return
+	}
 	start := time.Now()
 	err := fn()
 	rn.log.Info("task", "round", round, "task", name, "contender", "stratus-1", "took", time.Since(start).Round(time.Millisecond), "err", err)
@@ -60,7 +63,7 @@ func (rn *runner) logged(round int, name string, fn func() error) {
 // startFresh starts one stratus process with the default limits on its
 // own storage (bucket or directory) name.
 func (rn *runner) startFresh(ctx context.Context, name string) (*contender, error) {
-	p, addr, err := startStratus(ctx, rn.tl.Stratus, name, rn.store.args(name))
+	p, addr, err := startStratus(ctx, rn.tl, name, rn.store.args(name))
 	var nr *notReadyError
 	if err != nil && !errors.As(err, &nr) {
 		return nil, err

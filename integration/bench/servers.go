@@ -30,12 +30,13 @@ var listenRE = regexp.MustCompile(`stratus listening.*\baddr=(127\.0\.0\.1:\d+)`
 // its requests first.
 const stopGrace = 10 * time.Second
 
-// startStratus runs `stratus serve` on a kernel-chosen port and waits for
+// startStratus runs tl.Stratus as `stratus serve` on a kernel-chosen port and waits for
 // /readyz.
-func startStratus(ctx context.Context, bin, name string, args []string) (*launch.Process, string, error) {
+func startStratus(ctx context.Context, tl tools, name string, args []string) (*launch.Process, string, error) {
 	p, err := launch.Start(ctx, launch.Spec{
 		Name: name,
-		Path: bin,
+		Path: tl.Stratus,
+		Env:  tl.StratusEnv,
 		// No separate metrics listener (several replicas on one machine
 		// would fight over :9090): the bench reads GC counters from
 		// /metrics on the public port.
