@@ -13,7 +13,8 @@ const OtherRoute = "other"
 // Observe writes one access-log line per request, at info, and records the
 // request metrics. Fields: request_id, method, route (the template),
 // repo, reference (digest or tag), status, bytes_in, bytes_out, took,
-// user_agent, client_ip, and query with secrets redacted. At debug level
+// user_agent, client_ip, actor (the authenticated user, set with SetActor;
+// empty for anonymous), and query with secrets redacted. At debug level
 // the line also carries the request headers, redacted.
 //
 // A request whose handler panics through it (http.ErrAbortHandler, or a
@@ -31,7 +32,8 @@ func Observe(opts Options) func(http.Handler) http.Handler {
 				}
 			}
 			ip := clientIP(r, opts.TrustedProxies)
-			r = r.WithContext(context.WithValue(r.Context(), clientIPKey, ip))
+			ctx, actor := withActorSlot(context.WithValue(r.Context(), clientIPKey, ip))
+			r = r.WithContext(ctx)
 			body := &countingBody{ReadCloser: r.Body}
 			if r.Body != nil && r.Body != http.NoBody {
 				r.Body = body
@@ -48,7 +50,7 @@ func Observe(opts Options) func(http.Handler) http.Handler {
 					opts.Metrics.inFlight.Dec()
 					opts.Metrics.record(route.Template, r.Method, status, took, body.n, rec.bytes)
 				}
-				logRequest(r.Context(), log, r, route, ip, status, body.n, rec.bytes, took, aborted)
+				logRequest(r.Context(), log, r, route, ip, actor.get(), status, body.n, rec.bytes, took, aborted)
 			}()
 			next.ServeHTTP(rec, r)
 			aborted = false
@@ -56,7 +58,7 @@ func Observe(opts Options) func(http.Handler) http.Handler {
 	}
 }
 
-func logRequest(ctx context.Context, log *slog.Logger, r *http.Request, route Route, ip string,
+func logRequest(ctx context.Context, log *slog.Logger, r *http.Request, route Route, ip, actor string,
 	status int, in, out int64, took time.Duration, aborted bool) {
 	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -73,6 +75,7 @@ func logRequest(ctx context.Context, log *slog.Logger, r *http.Request, route Ro
 		slog.Duration("took", took),
 		slog.String("user_agent", r.UserAgent()),
 		slog.String("client_ip", ip),
+		slog.String("actor", actor),
 	}
 	if q := RedactQuery(r.URL.RawQuery); q != "" {
 		attrs = append(attrs, slog.String("query", q))

@@ -125,6 +125,14 @@ func startServer(t testing.TB, args []string, env ...string) *server {
 // startBinary is startServer with another build of stratus.
 func startBinary(t testing.TB, bin string, args []string, env ...string) *server {
 	t.Helper()
+	return launchServer(t, bin, args, env, nil)
+}
+
+// launchServer starts bin as `stratus serve` with args and env, and waits
+// for /readyz through client; a client with a TLS configuration probes
+// over https.
+func launchServer(t testing.TB, bin string, args, env []string, client *http.Client) *server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := launch.Start(ctx, launch.Spec{
@@ -146,13 +154,25 @@ func startBinary(t testing.TB, bin string, args []string, env ...string) *server
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("stratus %s log:\n%s", s.Addr, p.Tail(60))
+			t.Logf("stratus %s log:\n%s", s.Addr, p.Tail(80))
 		}
 	})
-	if err := p.WaitReady(ctx, 60*time.Second, launch.HTTPGet(nil, s.URL()+"/readyz", http.StatusOK)); err != nil {
+	readyz := s.URL() + "/readyz"
+	if tr, ok := clientTransport(client); ok && tr.TLSClientConfig != nil {
+		readyz = "https://" + s.Addr + "/readyz"
+	}
+	if err := p.WaitReady(ctx, 60*time.Second, launch.HTTPGet(client, readyz, http.StatusOK)); err != nil {
 		t.Fatalf("stratus at %s never became ready: %v", s.Addr, err)
 	}
 	return s
+}
+
+func clientTransport(c *http.Client) (*http.Transport, bool) {
+	if c == nil {
+		return nil, false
+	}
+	tr, ok := c.Transport.(*http.Transport)
+	return tr, ok
 }
 
 // Stop sends SIGTERM and waits for a graceful exit, killing after 15 s.

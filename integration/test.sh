@@ -65,11 +65,11 @@ azurite_tool() { # npm install azurite into $TOOLS/azurite once per version
 }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt_install redis-server skopeo ca-certificates
+  apt_install redis-server skopeo podman ca-certificates
   # Azurite needs Node.js 18 or later; keep one that is already there.
   command -v npm >/dev/null || apt_install nodejs npm
 fi
-for bin in redis-server skopeo npm; do
+for bin in redis-server skopeo podman npm; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install -y $bin" >&2; exit 1; }
 done
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"

@@ -16,6 +16,7 @@ func TestAccessFor(t *testing.T) {
 		method, path string
 		want         Access
 	}{
+		{"GET", "/v2/", Access{Action: ActionLogin}},
 		{"GET", "/v2/_catalog", Access{Action: ActionCatalog}},
 		{"GET", "/v2/a/b/tags/list", Access{"a/b", ActionPull}},
 		{"HEAD", "/v2/a/manifests/v1", Access{"a", ActionPull}},

@@ -110,6 +110,7 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := repo.Unlink(r.Context(), d); err != nil {
 		return blobErr(err, d)
 	}
+	g.emitBlob(r, EventDelete, rt.name, "", d, 0)
 	w.Header().Set("Docker-Content-Digest", d.String())
 	writeEmpty(w, http.StatusAccepted)
 	return nil

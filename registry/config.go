@@ -24,6 +24,11 @@ type Config struct {
 	// PinTimeout bounds the reference checks of a manifest PUT. It must be
 	// shorter than the GC grace period (design.md §6).
 	PinTimeout time.Duration `yaml:"pin_timeout"`
+	// MaxChunkSize bounds one upload request body (a PATCH chunk, a final
+	// PUT's body or a monolithic upload); larger ones get 413. 0, the
+	// default, leaves them unbounded: docker and containerd send a whole
+	// layer in one PATCH, so a limit makes them fail on large layers.
+	MaxChunkSize storage.Size `yaml:"max_chunk_size"`
 	// MaxReferrers bounds the referrers listed for one subject.
 	MaxReferrers int `yaml:"max_referrers"`
 	// GC configures online garbage collection.
@@ -111,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PinTimeout <= 0 {
 		errs = append(errs, errors.New("registry.pin_timeout: must be positive"))
+	}
+	if c.MaxChunkSize < 0 {
+		errs = append(errs, errors.New("registry.max_chunk_size: must not be negative (0: unbounded)"))
 	}
 	if c.MaxReferrers < 1 {
 		errs = append(errs, errors.New("registry.max_referrers: must be at least 1"))

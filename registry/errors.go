@@ -74,9 +74,11 @@ var errorCodes = map[string]errorCode{
 	codeManifestUnknown: {http.StatusNotFound, "manifest unknown to registry", nil},
 	codeNameInvalid:     {http.StatusBadRequest, "invalid repository name", nil},
 	codeNameUnknown:     {http.StatusNotFound, "repository name not known to registry", nil},
-	codeSizeInvalid:     {http.StatusBadRequest, "provided length did not match content length", nil},
-	codeUnauthorized:    {http.StatusUnauthorized, "authentication required", nil},
-	codeDenied:          {http.StatusForbidden, "requested access to the resource is denied", nil},
+	codeSizeInvalid: {http.StatusBadRequest, "provided length did not match content length", []int{
+		http.StatusRequestEntityTooLarge, // an upload body over registry.max_chunk_size
+	}},
+	codeUnauthorized: {http.StatusUnauthorized, "authentication required", nil},
+	codeDenied:       {http.StatusForbidden, "requested access to the resource is denied", nil},
 	codeUnsupported: {http.StatusMethodNotAllowed, "the operation is unsupported", []int{
 		http.StatusNotFound, // an endpoint the registry does not have (spec: 404)
 	}},

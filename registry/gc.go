@@ -24,7 +24,7 @@ func (g *Registry) collector() (*gc.Collector, error) {
 	return gc.New(g.content, g.locks, gc.Config{
 		Grace: g.cfg.GC.Grace, Untagged: g.cfg.GC.Untagged, UntaggedAge: g.cfg.GC.UntaggedAge,
 		KeepReferrers: *g.cfg.GC.KeepReferrers, Concurrency: g.cfg.GC.Concurrency,
-		Interval: g.cfg.GC.Interval, UploadTTL: g.cfg.UploadTTL,
+		Interval: g.cfg.GC.Interval, UploadTTL: g.cfg.UploadTTL, OnDelete: g.gcDeleted,
 	}, g.logger, g.recordGC)
 }
 

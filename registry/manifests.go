@@ -76,6 +76,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if r.Method != http.MethodHead {
 		w.Write(m.Body)
 	}
+	g.emitPull(r, rt.name, d, m.MediaType, len(m.Body), ref.Tag)
 	return nil
 }
 
@@ -127,6 +128,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		}
 		return err
 	}
+	g.emitManifest(r, EventPush, rt.name, d, pm.MediaType, len(body), all)
 	h := w.Header()
 	h.Set("Location", "/v2/"+rt.name+"/manifests/"+d.String())
 	h.Set("Docker-Content-Digest", d.String())
@@ -186,6 +188,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 	if err != nil {
 		return manifestErr(err, ref.String())
 	}
+	g.emitDelete(r, rt.name, ref)
 	writeEmpty(w, http.StatusAccepted)
 	return nil
 }

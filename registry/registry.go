@@ -28,6 +28,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Authorizer decides every request; nil allows all (no auth yet).
 	Authorizer Authorizer
+	// Events receives push, pull, delete and mount events; nil drops them.
+	Events EventSink
 	// Budget bounds the process's large buffers (manifest bodies,
 	// listing pages); nil reserves nothing. See package membudget.
 	Budget storage.BufferBudget
@@ -44,6 +46,7 @@ type Registry struct {
 	content *content.Store
 	locks   locking.Store
 	auth    Authorizer
+	events  EventSink
 	logger  *slog.Logger
 	// uploadSlots is nil without a per-repository upload limit.
 	uploadSlots UploadSlots
@@ -101,6 +104,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if g.auth == nil {
 		g.auth = allowAll{}
 	}
+	if g.events = deps.Events; g.events == nil {
+		g.events = nopSink{}
+	}
 	cs, err := content.New(deps.Storage, deps.Locking, content.Options{
 		MaxManifestSize: int64(cfg.MaxManifestSize), Logger: logger, Hooks: contentHooks{g},
 	})
@@ -143,6 +149,9 @@ func (g *Registry) dispatch(w http.ResponseWriter, r *http.Request, rt route) er
 		return errMethod(rt, method)
 	}
 	if rt.kind == routeBase {
+		if err := g.auth.Authorize(r.Context(), r, accessFor(rt, method)); err != nil {
+			return err
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		w.WriteHeader(http.StatusOK)

@@ -174,10 +174,16 @@ func (wr *writer) appendChunk(ctx context.Context, r *http.Request, alg digest.A
 	if err != nil {
 		return err
 	}
-	body := &clientBody{r: r.Body}
+	body, err := wr.g.uploadBody(r)
+	if err != nil {
+		return err
+	}
 	n, err := mp.Append(ctx, io.TeeReader(body, h))
 	if err != nil {
 		wr.mp = nil // discard: resume from the saved handle next time
+		if errors.Is(body.err, errChunkTooLarge) {
+			return errTooLarge(wr.g.cfg.MaxChunkSize)
+		}
 		if errors.Is(body.err, errBodyTooSlow) {
 			return errSlowBody(body.err, wr.s.Offset)
 		}

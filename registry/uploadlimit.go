@@ -35,7 +35,7 @@ func (g *Registry) acquireUploadSlot(ctx context.Context, repo, id string, ttl t
 		return nil
 	}
 	secs := int((retryAfter + time.Second - 1) / time.Second)
-	return newError(codeTooManyRequests, "repository %q has too many uploads in progress; finish or cancel some, or retry later", repo).
+	return newError(codeTooManyRequests, "too many uploads in progress in repository %q or by this user; finish or cancel some, or retry later", repo).
 		withHeader("Retry-After", strconv.Itoa(max(secs, 1)))
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry/content"
+	"github.com/stratus-registry/stratus/storage"
 )
 
 // session is the upload-session record kept in the locking store
@@ -120,11 +121,12 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 		if err != nil {
 			return err
 		}
-		mounted, err := g.mount(ctx, rt.name, q.Get("from"), d)
+		mounted, err := g.mount(ctx, r, rt.name, q.Get("from"), d)
 		if err != nil {
 			return err
 		}
 		if mounted {
+			g.emitBlob(r, EventMount, rt.name, q.Get("from"), d, 0)
 			w.Header().Set("Location", blobLocation(rt.name, d))
 			w.Header().Set("Docker-Content-Digest", d.String())
 			writeEmpty(w, http.StatusCreated)
@@ -168,9 +170,14 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 // mount links d into name when repository from serves it. It reports false
 // (fall back to an upload) when the blob is not there to mount; anonymous
 // mounts (no from) are never honoured, so a repository cannot obtain a blob
-// it was not shown.
-func (g *Registry) mount(ctx context.Context, name, from string, d digest.Digest) (bool, error) {
+// it was not shown. The caller was allowed to push to name; it must also
+// be allowed to pull from, or it falls back the same way, so a denied
+// source looks exactly like one without the blob.
+func (g *Registry) mount(ctx context.Context, r *http.Request, name, from string, d digest.Digest) (bool, error) {
 	if from == "" || !validName(from) {
+		return false, nil
+	}
+	if g.auth.Authorize(ctx, r, Access{Repository: from, Action: ActionPull}) != nil {
 		return false, nil
 	}
 	src, err := g.content.Repository(from)
@@ -196,12 +203,18 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		return err
 	}
 	id := newUploadID()
-	body := &clientBody{r: r.Body}
+	body, err := g.uploadBody(r)
+	if err != nil {
+		return err
+	}
 	info, err := g.content.PutData(ctx, id, io.TeeReader(body, h), r.ContentLength)
 	if err != nil {
 		// The write may have been applied with its answer lost; the key is
 		// this request's own, so removing it cannot hurt anyone.
 		g.content.DeleteDataQuietly(ctx, id)
+		if errors.Is(body.err, errChunkTooLarge) {
+			return errTooLarge(g.cfg.MaxChunkSize)
+		}
 		if body.err != nil {
 			return newError(codeBlobUploadInvalid, "reading the blob failed after %d bytes: %v", body.n, body.err)
 		}
@@ -222,6 +235,7 @@ func (g *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, name
 		}
 		return err
 	}
+	g.emitBlob(r, EventPush, name, "", d, info.Size)
 	w.Header().Set("Location", blobLocation(name, d))
 	w.Header().Set("Docker-Content-Digest", d.String())
 	writeEmpty(w, http.StatusCreated)
@@ -285,6 +299,7 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := wr.finish(ctx, d); err != nil {
 		return err
 	}
+	g.emitBlob(r, EventPush, rt.name, "", d, wr.s.Offset)
 	w.Header().Set("Location", blobLocation(rt.name, d))
 	w.Header().Set("Docker-Content-Digest", d.String())
 	writeEmpty(w, http.StatusCreated)
@@ -345,18 +360,42 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 }
 
 // clientBody remembers why reading a request body failed, so that a client
-// that sends less than it announced gets a 400, not a storage 5xx.
+// that sends less than it announced gets a 400, not a storage 5xx. With max
+// it also refuses a body longer than registry.max_chunk_size.
 type clientBody struct {
 	r   io.Reader
 	n   int64
+	max int64 // 0: unbounded
 	err error
 }
+
+// errChunkTooLarge ends a body that outgrew registry.max_chunk_size.
+var errChunkTooLarge = errors.New("request body exceeds registry.max_chunk_size")
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if b.max > 0 && b.n > b.max {
+		b.err = errChunkTooLarge
+		return n, b.err
+	}
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
 	return n, err
+}
+
+// uploadBody is r's body as an upload chunk (or monolithic blob), refused
+// up front when its Content-Length is over registry.max_chunk_size.
+func (g *Registry) uploadBody(r *http.Request) (*clientBody, error) {
+	limit := int64(g.cfg.MaxChunkSize)
+	if limit > 0 && r.ContentLength > limit {
+		return nil, errTooLarge(g.cfg.MaxChunkSize)
+	}
+	return &clientBody{r: r.Body, max: limit}, nil
+}
+
+func errTooLarge(limit storage.Size) *apiError {
+	return newError(codeSizeInvalid, "upload request bodies are limited to %s (registry.max_chunk_size); send the blob in smaller chunks", limit).
+		withStatus(http.StatusRequestEntityTooLarge)
 }

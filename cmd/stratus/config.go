@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratus-registry/stratus/httpmw"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
+	"github.com/stratus-registry/stratus/notifications"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
@@ -32,7 +33,15 @@ type Config struct {
 	Redis    lockredis.Config `yaml:"redis"`
 	Registry registry.Config  `yaml:"registry"`
 	Metrics  MetricsConfig    `yaml:"metrics"`
-	Limits   LimitsConfig     `yaml:"limits"`
+	// Notifications are the webhooks (notifications package).
+	Notifications notifications.Config `yaml:"notifications"`
+	Limits        LimitsConfig         `yaml:"limits"`
+	Auth          AuthConfig           `yaml:"auth"`
+
+	// path is the file the configuration came from, and reload loads it
+	// again with the same environment and flags (the policy reload).
+	path   string
+	reload func() (*Config, error)
 }
 
 // MetricsConfig places the Prometheus endpoint. By default it has a
@@ -179,6 +188,8 @@ func loadConfig(path string, env []string, sets []string) (*Config, error) {
 		}
 		explicit[key] = true
 	}
+	cfg.path = path
+	cfg.reload = func() (*Config, error) { return loadConfig(path, env, sets) }
 	zeroBefore := zeroLeaves(&cfg)
 	cfg.setDefaults()
 	errs = append(errs, defaultedZeros(&cfg, explicit, zeroBefore), cfg.Validate())
@@ -279,7 +290,9 @@ func (c *Config) setDefaults() {
 		c.Storage.Filesystem.Root = "./data"
 	}
 	c.Registry.SetDefaults()
+	c.Notifications.SetDefaults()
 	c.Limits.setDefaults()
+	c.Auth.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -334,7 +347,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
 		}
 	}
-	errs = append(errs, c.Registry.Validate(), c.Limits.validate())
+	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
+		c.Notifications.Validate("notifications"))
 	return errors.Join(errs...)
 }
 

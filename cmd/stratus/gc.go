@@ -18,7 +18,7 @@ func gcRun(ctx context.Context, cfg *Config, dryRun, asJSON bool, stdout, logOut
 	if !cfg.redisEnabled() && !dryRun {
 		logger.Warn("no redis configured: this pass cannot see the pins of a running `stratus serve`; run it only while no server uses this storage, or let serve collect in the background (registry.gc.interval)")
 	}
-	reg, _, _, closeAll, err := openRegistry(ctx, cfg, logger, nil, nil)
+	reg, _, _, closeAll, err := openRegistry(ctx, cfg, logger, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func gcRun(ctx context.Context, cfg *Config, dryRun, asJSON bool, stdout, logOut
 }
 
 func gcStatus(ctx context.Context, cfg *Config, asJSON bool, stdout, logOut io.Writer) error {
-	reg, _, _, closeAll, err := openRegistry(ctx, cfg, newLogger(cfg.Log, logOut), nil, nil)
+	reg, _, _, closeAll, err := openRegistry(ctx, cfg, newLogger(cfg.Log, logOut), nil, nil, nil)
 	if err != nil {
 		return err
 	}

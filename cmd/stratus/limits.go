@@ -32,6 +32,10 @@ type LimitsConfig struct {
 	// UploadsPerRepository bounds the upload sessions open at once in one
 	// repository.
 	UploadsPerRepository int `yaml:"uploads_per_repository"`
+	// UploadsPerUser bounds the upload sessions one authenticated user has
+	// open at once, across repositories (anonymous uploads are bounded by
+	// the repository limit alone).
+	UploadsPerUser int `yaml:"uploads_per_user"`
 }
 
 // RateConfig is `limits.rate`.
@@ -47,6 +51,11 @@ type RateConfig struct {
 // far above what a CI fleet pushing one repository needs, low enough that
 // one client cannot fill Redis with sessions.
 const DefaultUploadsPerRepository = 1000
+
+// DefaultUploadsPerUser is limits.uploads_per_user's default: a CI
+// account pushing many images with parallel layers at once stays far
+// below it.
+const DefaultUploadsPerUser = 500
 
 // maxRequestsPerSecond keeps the GCRA interval at or above the limiter's
 // microsecond resolution.
@@ -78,6 +87,9 @@ func (c *LimitsConfig) setDefaults() {
 	}
 	if c.UploadsPerRepository == 0 {
 		c.UploadsPerRepository = DefaultUploadsPerRepository
+	}
+	if c.UploadsPerUser == 0 {
+		c.UploadsPerUser = DefaultUploadsPerUser
 	}
 	if c.Rate.RequestsPerSecond > 0 && c.Rate.Burst == 0 {
 		c.Rate.Burst = max(1, int(math.Ceil(c.Rate.RequestsPerSecond)))
@@ -114,6 +126,9 @@ func (c *LimitsConfig) validate() error {
 	}
 	if c.UploadsPerRepository < 0 {
 		errs = append(errs, fmt.Errorf("limits.uploads_per_repository: %d is negative", c.UploadsPerRepository))
+	}
+	if c.UploadsPerUser < 0 {
+		errs = append(errs, fmt.Errorf("limits.uploads_per_user: %d is negative", c.UploadsPerUser))
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,8 @@ func TestLimitsConfig(t *testing.T) {
 		{name: "negative burst", file: "limits:\n  rate:\n    requests_per_second: 5\n    burst: -2\n", wantErr: []string{"limits.rate.burst: must not be negative"}},
 		{name: "explicit zero burst", file: "limits:\n  rate:\n    requests_per_second: 5\n    burst: 0\n", wantErr: []string{"limits.rate.burst: a zero or empty value is not valid"}},
 		{name: "negative uploads", file: "limits:\n  uploads_per_repository: -1\n", wantErr: []string{"limits.uploads_per_repository: -1 is negative"}},
+		{name: "negative uploads per user", file: "limits:\n  uploads_per_user: -1\n", wantErr: []string{"limits.uploads_per_user: -1 is negative"}},
+		{name: "explicit zero uploads per user", file: "limits:\n  uploads_per_user: 0\n", wantErr: []string{"limits.uploads_per_user: a zero or empty value is not valid"}},
 		{name: "every error at once", file: "limits:\n  rate:\n    requests_per_second: -3\n  uploads_per_repository: -1\n",
 			wantErr: []string{"limits.rate.requests_per_second", "limits.uploads_per_repository"}},
 	}

@@ -61,6 +61,7 @@ func newApp(stdout, stderr io.Writer, env []string) *cli.App {
 			serveCommand(stderr, env),
 			configCommand(stdout, env),
 			gcCommand(stdout, stderr, env),
+			htpasswdCommand(stdout),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -24,6 +24,7 @@ type observability struct {
 	storage  *sinstrument.Metrics
 	locking  *linstrument.Metrics
 	http     *httpmw.Metrics
+	uploads  prometheus.Gauge
 	limits   *ratelimit.Metrics
 }
 
@@ -44,6 +45,9 @@ func newObservability() (*observability, error) {
 		return nil, err
 	}
 	if o.http, err = httpmw.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if o.uploads, err = newUploadsActive(reg); err != nil {
 		return nil, err
 	}
 	if o.limits, err = ratelimit.NewMetrics(reg); err != nil {

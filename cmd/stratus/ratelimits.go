@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
+	"github.com/stratus-registry/stratus/auth"
 	"github.com/stratus-registry/stratus/locking"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/ratelimit"
@@ -36,7 +38,10 @@ func (l *limits) open(cfg *Config, store locking.Store, metrics *ratelimit.Metri
 			l.rate = ratelimit.NewMemory(ratelimit.DefaultMaxKeys)
 		}
 	}
-	l.uploads = ratelimit.UploadLimit{Slots: slots, Limit: cfg.Limits.UploadsPerRepository, Metrics: metrics}
+	l.uploads = ratelimit.UploadLimit{
+		Slots: slots, Limit: cfg.Limits.UploadsPerRepository, Metrics: metrics,
+		PerUser: cfg.Limits.UploadsPerUser, User: func(ctx context.Context) string { return auth.IdentityFrom(ctx).Name },
+	}
 	if l.rate != nil {
 		l.logger.Info("rate limit on", "requests_per_second", cfg.Limits.Rate.RequestsPerSecond, "burst", cfg.Limits.Rate.Burst,
 			"shared", cfg.redisEnabled())
@@ -44,11 +49,9 @@ func (l *limits) open(cfg *Config, store locking.Store, metrics *ratelimit.Metri
 }
 
 // wrap puts the rate limit in front of the registry. It must sit inside
-// httpmw.Observe, which resolves the client IP.
-//
-// User is the hook for authentication: once the auth middleware puts the
-// authenticated user in the request context, return it here and
-// authenticated requests are limited per user instead of per IP.
+// httpmw.Observe, which resolves the client IP, and inside auth's
+// middleware, whose identity keys authenticated requests per user instead
+// of per IP.
 func (l *limits) wrap(api http.Handler) http.Handler {
 	if l.rate == nil {
 		return api
@@ -56,7 +59,7 @@ func (l *limits) wrap(api http.Handler) http.Handler {
 	return ratelimit.Middleware(ratelimit.Options{
 		Limiter: l.rate,
 		Rate:    ratelimit.Rate{PerSecond: l.cfg.Rate.RequestsPerSecond, Burst: l.cfg.Rate.Burst},
-		User:    nil,
+		User:    func(r *http.Request) string { return auth.IdentityFrom(r.Context()).Name },
 		Metrics: l.metrics,
 		Logger:  l.logger,
 	})(api)

@@ -60,7 +60,7 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 // names and builds the registry on them; closeAll releases both. With obs,
 // the driver and the lock store are instrumented, and the abuse limits
 // (on the same store) are opened into lim and enforced.
-func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability, lim *limits) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
+func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *observability, authz registry.Authorizer, lim *limits) (*registry.Registry, storage.Driver, locking.Store, func(), error) {
 	driver, err := openStorage(ctx, cfg, logger)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("storage: %w", err)
@@ -70,6 +70,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver.Close()
 		return nil, nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
+	rawStore := store
 	var metricsReg prometheus.Registerer
 	if obs != nil {
 		metricsReg = obs.registry
@@ -89,13 +90,20 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		driver = obs.storage.Wrap(driver)
 		store = obs.locking.Wrap(store, sessionBackend(cfg))
 	}
+	events, stopEvents, err := openNotifications(ctx, cfg, rawStore, logger, obs)
+	if err != nil {
+		store.Close()
+		driver.Close()
+		return nil, nil, nil, nil, err
+	}
 	closeAll := func() {
+		stopEvents()
 		store.Close()
 		driver.Close()
 	}
 	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
-		Storage: driver, Locking: store, Logger: logger, Budget: budget, Limits: cfg.Limits.registryLimits(),
-		UploadSlots: uploads,
+		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
+		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 	})
 	if err != nil {
 		closeAll()
@@ -114,8 +122,12 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sec, err := openSecurity(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
 	lim := &limits{}
-	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs, lim)
+	reg, driver, store, closeAll, err := openRegistry(ctx, cfg, logger, obs, sec.authorizer(), lim)
 	if err != nil {
 		return err
 	}
@@ -130,7 +142,10 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	defer stopBackground()
 
 	ready := newReadyChecker(reg, driver, store, logger, readyCacheFor)
-	srv, err := newServers(ctx, cfg, lim.wrap(reg), ready, obs, logger)
+	go sec.watchPolicy(ctx, cfg, logger)
+	// Auth resolves the caller before the rate limit, which limits
+	// authenticated callers per user.
+	srv, err := newServers(ctx, cfg, sec.wrap(lim.wrap(reg)), ready, obs, logger)
 	if err != nil {
 		return err
 	}

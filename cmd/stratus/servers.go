@@ -87,7 +87,7 @@ func newServers(ctx context.Context, cfg *Config, reg http.Handler, ready http.H
 // and store nothing. Probes and scrapes bypass the access log: they come
 // every few seconds and say nothing about clients.
 func publicHandler(cfg *Config, reg http.Handler, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) http.Handler {
-	api := httpmw.Chain(httpmw.Options{Logger: logger, TrustedProxies: proxies, Route: routeOf, Metrics: obs.http})(reg)
+	api := httpmw.Chain(httpmw.Options{Logger: logger, TrustedProxies: proxies, Route: routeOf, Metrics: obs.http})(countUploads(obs.uploads, reg))
 	var metrics http.Handler = http.NotFoundHandler()
 	if cfg.Metrics.MainPort {
 		metrics = obs.handler(logger)

@@ -14,7 +14,7 @@ import (
 
 // Defaults for the durations in Spec.
 const (
-	DefaultReadyTimeout = 30 * time.Second
+	DefaultReadyTimeout = 60 * time.Second
 	DefaultStopGrace    = 5 * time.Second
 )
 

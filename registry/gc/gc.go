@@ -70,6 +70,36 @@ type Config struct {
 	Interval time.Duration
 	// UploadTTL is how long an idle upload session lives.
 	UploadTTL time.Duration
+	// OnDelete, if set, is told of every manifest and repository link a
+	// pass deleted (not in dry runs), after the deletion: webhooks.
+	OnDelete func(context.Context, Deletion)
+}
+
+// Deletion is one object a pass deleted in a repository.
+type Deletion struct {
+	Kind       DeletedKind
+	Repository string
+	Digest     digest.Digest
+}
+
+// DeletedKind is what a Deletion removed.
+type DeletedKind string
+
+const (
+	DeletedManifest DeletedKind = "manifest"
+	// DeletedLink: the repository no longer serves the blob (the global
+	// blob is deleted once no repository links it; that has no event).
+	DeletedLink DeletedKind = "link"
+)
+
+// deleted reports deletions to OnDelete.
+func (p *pass) deleted(ctx context.Context, kind DeletedKind, repo string, ts []content.Target) {
+	if p.cfg.OnDelete == nil || p.dryRun {
+		return
+	}
+	for _, t := range ts {
+		p.cfg.OnDelete(ctx, Deletion{Kind: kind, Repository: repo, Digest: t.Digest})
+	}
 }
 
 // Collector runs passes over one content store.

@@ -209,6 +209,7 @@ func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *
 			// pins this key.
 			t := repo.ManifestTarget(ectx, d)
 			deleted, err := p.claimAndDelete(ectx, []content.Target{t}, "manifest "+repo.Name()+"@", reason)
+			p.deleted(ectx, DeletedManifest, repo.Name(), deleted)
 			p.mu.Lock()
 			p.report.ManifestsDeleted += len(deleted)
 			p.mu.Unlock()
@@ -239,6 +240,7 @@ func (p *pass) sweepLinks(ctx context.Context, repo *content.Repository, m *repo
 			doomed = append(doomed, repo.LinkTarget(e.Digest))
 		}
 		deleted, err := p.claimAndDelete(ctx, doomed, "link "+repo.Name()+"@", "no live manifest of "+repo.Name()+" references it")
+		p.deleted(ctx, DeletedLink, repo.Name(), deleted)
 		remaining += len(doomed) - len(deleted)
 		p.mu.Lock()
 		p.report.LinksDeleted += len(deleted)

@@ -63,7 +63,7 @@ type Leaf struct {
 	Serial          *big.Int
 }
 
-// Issue signs a server certificate for 127.0.0.1, or with client a
+// Issue signs a server certificate for 127.0.0.1 and localhost, or with client a
 // client certificate, valid from an hour ago for a day.
 func (ca *CA) Issue(t *testing.T, cn string, client bool) Leaf {
 	t.Helper()
@@ -76,10 +76,11 @@ func (ca *CA) Issue(t *testing.T, cn string, client bool) Leaf {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"localhost"},
 	}
 	if client {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		tmpl.IPAddresses = nil
+		tmpl.IPAddresses, tmpl.DNSNames = nil, nil
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

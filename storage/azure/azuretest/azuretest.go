@@ -148,7 +148,7 @@ func launchIn(ctx context.Context, bin, dir string, oauth bool) (*Server, error)
 		Dir:          dir,
 		Env:          []string{"HOME=" + dir},
 		Ready:        []launch.Check{launch.HTTPGet(probe, s.ServiceURL+"?comp=list")},
-		ReadyTimeout: 30 * time.Second,
+		ReadyTimeout: 90 * time.Second, // Node.js starts slowly on a loaded 2-core machine
 	})
 	if err != nil {
 		return nil, err
