@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +29,20 @@ type profile struct {
 	CommitSamples int     `json:"commit_samples"`
 	// GCWindow is the least time each half of the GC comparison runs.
 	GCWindow time.Duration `json:"gc_window"`
+	// FineChunkedSize is the blob sent in FineChunk PATCHes (regctl's
+	// default chunk) by the fine-chunked workload.
+	FineChunkedSize int64 `json:"fine_chunked_size"`
+	FineChunk       int64 `json:"fine_chunk"`
+	// FineTimeout bounds one fine-chunked upload; a contender that hits it
+	// is reported as slower than that and not run again.
+	FineTimeout time.Duration `json:"fine_timeout"`
+	// MemPushes blobs of MemSize are pushed all at once through one fresh
+	// process on MinIO by the memory workload.
+	MemPushes int   `json:"mem_pushes"`
+	MemSize   int64 `json:"mem_size"`
+	// FreshPushSize is the single chunked push into a fresh process whose
+	// peak RSS the fresh-process workload reports.
+	FreshPushSize int64 `json:"fresh_push_size"`
 	// OpTimeout bounds one request sequence (one blob push, one listing).
 	OpTimeout time.Duration `json:"op_timeout"`
 }
@@ -45,6 +53,7 @@ func shortProfile() profile {
 		LargeSizes: []int64{16 << 20}, ChunkSize: 8 << 20,
 		Manifests: 64, Repos: 100, Tags: 100, Referrers: 20, ListIters: 8, CommitSamples: 8,
 		GCWindow: 3 * time.Second, OpTimeout: time.Minute,
+		FineChunkedSize: 16 << 20, FineChunk: 1 << 20, FineTimeout: time.Minute, MemPushes: 24, MemSize: 16 << 20, FreshPushSize: 64 << 20,
 	}
 }
 
@@ -54,12 +63,16 @@ func fullProfile() profile {
 		LargeSizes: []int64{256 << 20, 1 << 30}, ChunkSize: 8 << 20,
 		Manifests: 400, Repos: 1000, Tags: 1000, Referrers: 100, ListIters: 20, CommitSamples: 16,
 		GCWindow: 20 * time.Second, OpTimeout: 15 * time.Minute,
+		FineChunkedSize: 256 << 20, FineChunk: 1 << 20, FineTimeout: 4 * time.Minute, MemPushes: 200, MemSize: 64 << 20, FreshPushSize: 1 << 30,
 	}
 }
 
 // tools are the programs a run starts.
 type tools struct {
 	Stratus, Reference, Minio, Redis string
+	// StratusEnv is added to every stratus process's environment (for
+	// experiments such as GOMEMLIMIT).
+	StratusEnv []string
 }
 
 // contender is one registry deployment under test.
@@ -107,11 +120,19 @@ type runner struct {
 	res     *results
 	log     *slog.Logger
 	parts   []*participant // contenders, then direct
+	tl      tools
+	store   backendStore // for processes a workload starts itself
+	// fineGaveUp: contenders whose fine-chunked upload timed out.
+	fineGaveUp map[string]bool
+	only       string // run only workloads whose name contains it ("": all)
 }
+
+// want says whether the workload of that name runs (-only).
+func (rn *runner) want(name string) bool { return rn.only == "" || strings.Contains(name, rn.only) }
 
 // runBackend starts the backend and every contender on it, runs all rounds
 // and stops everything.
-func runBackend(ctx context.Context, kind string, prof profile, tl tools, work string, gen *generator, res *results, log *slog.Logger) error {
+func runBackend(ctx context.Context, kind string, prof profile, tl tools, work string, gen *generator, res *results, only string, log *slog.Logger) error {
 	dir, err := os.MkdirTemp(work, kind+"-")
 	if err != nil {
 		return err
@@ -142,7 +163,7 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	log.Info("starting stratus-1")
 	args1 := s3Args("stratus-1")
 	start := func(name string, args []string) (*launch.Process, string, error) {
-		p, addr, err := startStratus(ctx, tl.Stratus, name, args)
+		p, addr, err := startStratus(ctx, tl, name, args)
 		var nr *notReadyError
 		if errors.As(err, &nr) {
 			log.Warn("readiness", "err", err)
@@ -172,13 +193,16 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	}
 	newContender("reference", []*launch.Process{rp}, raddr)
 
-	rn := &runner{backend: kind, prof: prof, gen: gen, res: res, log: log}
+	rn := &runner{backend: kind, prof: prof, gen: gen, res: res, log: log, tl: tl, store: store, fineGaveUp: make(map[string]bool), only: only}
 	for _, ct := range cts {
 		rn.parts = append(rn.parts, &participant{name: ct.name, reg: ct})
 	}
 	rn.parts = append(rn.parts, &participant{name: "direct", dir: lim})
 
 	for _, ct := range cts {
+		if !rn.want("manifests") && !rn.want("tags list") && !rn.want("catalog") && !rn.want("referrers") {
+			break // nothing reads what setup writes
+		}
 		log.Info("setup (untimed)", "contender", ct.name)
 		if err := rn.setup(ctx, ct); err != nil {
 			res.fail(kind, "setup", ct.name, -1, err)
@@ -188,7 +212,8 @@ func runBackend(ctx context.Context, kind string, prof profile, tl tools, work s
 	if err := rn.runRounds(ctx); err != nil {
 		return err
 	}
-	rn.gcCompare(ctx, tl.Stratus)
+	rn.freshProcessRounds(ctx)
+	rn.gcCompare(ctx)
 	return ctx.Err()
 }
 
@@ -233,6 +258,7 @@ type backendStore struct {
 	args      func(name string) []string
 	reference func(name string) referenceStorage
 	direct    direct
+	counter   *s3Counter // MinIO only
 }
 
 // openBackend prepares the backend kind under dir (for MinIO: starts it and
@@ -251,9 +277,18 @@ func openBackend(ctx context.Context, kind, dir string, tl tools, log *slog.Logg
 		if err != nil {
 			return backendStore{}, nil, fmt.Errorf("minio: %w", err)
 		}
-		stop := func() { minio.Stop() }
+		counter, err := startS3Counter(minio, log)
+		if err != nil {
+			minio.Stop()
+			return backendStore{}, nil, err
+		}
+		stop := func() { counter.close(); minio.Stop() }
+		// Everyone reaches MinIO through the counter.
+		proxied := *minio
+		proxied.endpoint = counter.endpoint
+		minio = &proxied
 		s3c := newS3Client(minio)
-		for _, b := range []string{"stratus-1", "stratus-2rr", "reference", "direct"} {
+		for _, b := range append([]string{"stratus-1", "stratus-2rr", "reference", "direct"}, freshBuckets...) {
 			if err := createBucket(ctx, s3c, b); err != nil {
 				stop()
 				return backendStore{}, nil, err
@@ -273,6 +308,7 @@ func openBackend(ctx context.Context, kind, dir string, tl tools, log *slog.Logg
 			},
 			reference: func(name string) referenceStorage { return referenceStorage{s3: minio, bucket: name} },
 			direct:    s3Direct{client: s3c, bucket: "direct"},
+			counter:   counter,
 		}, stop, nil
 	}
 	return backendStore{}, nil, fmt.Errorf("unknown backend %q (want filesystem or minio)", kind)
@@ -282,8 +318,14 @@ func openBackend(ctx context.Context, kind, dir string, tl tools, log *slog.Logg
 // takes it.
 func (rn *runner) runRounds(ctx context.Context) error {
 	kind, prof, res, log := rn.backend, rn.prof, rn.res, rn.log
-	tasks := rn.tasks()
+	var tasks []task
+	for _, t := range rn.tasks() {
+		if rn.want(t.name) {
+			tasks = append(tasks, t)
+		}
+	}
 	for round := 0; round < prof.Rounds; round++ {
+		res.setRound(round)
 		for ti, t := range tasks {
 			var ps []*participant
 			for _, p := range rn.parts {
@@ -364,177 +406,7 @@ func (rn *runner) tasks() []task {
 		task{name: "tags list", run: rn.tagsList},
 		task{name: "catalog", run: rn.catalog},
 		task{name: "referrers", run: rn.referrers},
+		task{name: "fine chunked " + mib(p.FineChunkedSize), run: rn.fineChunked},
 	)
 	return ts
-}
-
-// gcAvailable tells whether this build of stratus has a GC command.
-func gcAvailable(ctx context.Context, bin string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, bin, "gc", "run", "--help").Run() == nil
-}
-
-// gcCompare measures Stratus's small-blob throughput with garbage
-// collection looping against the same storage and redis, alternating with
-// runs without it. Without a GC command (`stratus gc run --help` fails)
-// the row says so.
-func (rn *runner) gcCompare(ctx context.Context, bin string) {
-	m := metricDef{"GC looping / no GC (small push+pull)", unitNA, ""}
-	if !gcAvailable(ctx, bin) {
-		for _, p := range rn.parts {
-			if p.reg != nil && strings.HasPrefix(p.name, "stratus") {
-				rn.res.setNote(rn.backend, m, p.name, "n/a (GC not available: `stratus gc run --help` fails)")
-			}
-		}
-		return
-	}
-	for _, p := range rn.parts {
-		// Only a deployment with redis shares pins with a separate GC
-		// process; stratus-1 keeps them in its own memory.
-		if p.reg == nil || p.reg.name != "stratus-2rr" {
-			continue
-		}
-		rn.gcRounds(ctx, bin, p)
-	}
-}
-
-func (rn *runner) gcRounds(ctx context.Context, bin string, p *participant) {
-	with := metricDef{"push+pull 1 MiB, GC looping", unitMBps, ""}
-	without := metricDef{"push+pull 1 MiB, no GC", unitMBps, ""}
-	var gcStats gcCounters
-	for round := 0; round < rn.prof.Rounds; round++ {
-		for k := 0; k < 2; k++ {
-			// Alternate which half goes first, as for the contenders.
-			gcOn := (round+k)%2 == 0
-			m := without
-			var (
-				gcProc *launch.Process
-				gcAddr string
-				before gcCounters
-			)
-			if gcOn {
-				m = with
-				var err error
-				gcProc, gcAddr, err = startStratus(ctx, bin, "stratus-2rr-gc", append(slices.Clone(p.reg.gcArgs),
-					"--set", "registry.gc.interval="+gcInterval.String(),
-					"--set", "registry.gc.grace="+gcGrace.String()))
-				var nr *notReadyError
-				if err != nil && !errors.As(err, &nr) {
-					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
-					continue
-				}
-				// Time the steady state: the loop sleeps one interval
-				// before its first pass.
-				if before, err = waitFirstGC(ctx, gcAddr); err != nil {
-					gcProc.Stop()
-					rn.res.fail(rn.backend, "gc compare", p.name, round, err)
-					continue
-				}
-			}
-			// Repeat the small workload for at least GCWindow, so that the
-			// window spans several passes (bounded by count too).
-			start := time.Now()
-			var err error
-			reps := 0
-			for ; reps < 50 && err == nil && (reps == 0 || time.Since(start) < rn.prof.GCWindow); reps++ {
-				err = rn.small(ctx, &participant{name: p.name + "/gc", reg: p.reg}, 1000+100*(round*2+k)+reps)
-			}
-			el := time.Since(start)
-			if gcProc != nil {
-				c, cerr := readGCCounters(ctx, gcAddr)
-				gcProc.Stop()
-				gcStats.add(gcCounters{c.runs - before.runs, c.failures - before.failures, c.deleted - before.deleted})
-				if err == nil && cerr != nil {
-					err = cerr
-				}
-			}
-			if err != nil {
-				rn.res.fail(rn.backend, "gc compare", p.name, round, err)
-				continue
-			}
-			total := 2 * rn.prof.SmallSize * int64(rn.prof.SmallCount*reps)
-			rn.res.throughput(rn.backend, m, p.name, total, 2*rn.prof.SmallCount*reps, el, nil)
-		}
-	}
-	w, okW := rn.res.value(rn.backend, with, p.name)
-	wo, okWo := rn.res.value(rn.backend, without, p.name)
-	if okW && okWo && wo > 0 {
-		rn.res.annotate(rn.backend, with, p.name, fmt.Sprintf("%.2fx of no-GC; during the timed runs the GC replica finished %d passes (%d failed) and deleted %d objects",
-			w/wo, gcStats.runs, gcStats.failures, gcStats.deleted))
-	}
-	if gcStats.failures > 0 {
-		rn.res.fail(rn.backend, "gc compare", p.name, -1, fmt.Errorf("%d GC passes failed", gcStats.failures))
-	}
-}
-
-// The looping GC is a third replica on the same storage and redis that
-// serves no traffic and runs background passes every gcInterval. Its
-// grace is short so that the benchmark's own unreferenced blobs become
-// garbage during the run and passes really delete; it must exceed the
-// servers' pin_timeout (30s).
-const (
-	gcInterval = 100 * time.Millisecond
-	gcGrace    = 35 * time.Second
-)
-
-type gcCounters struct{ runs, failures, deleted int64 }
-
-func (g *gcCounters) add(o gcCounters) {
-	g.runs += o.runs
-	g.failures += o.failures
-	g.deleted += o.deleted
-}
-
-// waitFirstGC waits (at most a minute) until the GC replica has finished
-// a pass, and returns its counters then.
-func waitFirstGC(ctx context.Context, addr string) (gcCounters, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := readGCCounters(ctx, addr)
-		if err == nil && c.runs > 0 {
-			return c, nil
-		}
-		if time.Now().After(deadline) {
-			return c, fmt.Errorf("GC replica finished no pass within a minute (last error: %v)", err)
-		}
-		select {
-		case <-ctx.Done():
-			return c, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// readGCCounters reads the GC counters from a replica's /metrics.
-func readGCCounters(ctx context.Context, addr string) (gcCounters, error) {
-	c := &client{base: "http://" + addr, hc: newHTTPClient()}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, 0, nil, http.StatusOK)
-	if err != nil {
-		return gcCounters{}, fmt.Errorf("GC replica metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	var g gcCounters
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "stratus_gc_runs_total":
-			g.runs = int64(v)
-		case "stratus_gc_failures_total":
-			g.failures = int64(v)
-		case "stratus_gc_objects_deleted_total":
-			g.deleted = int64(v)
-		}
-	}
-	return g, sc.Err()
 }

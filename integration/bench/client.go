@@ -46,6 +46,7 @@ type statusError struct {
 	method, url string
 	code        int
 	body        string
+	retryAfter  time.Duration // Retry-After in seconds, if any
 }
 
 func (e *statusError) Error() string {
@@ -94,7 +95,11 @@ func (c *client) do(ctx context.Context, method, u string, body io.Reader, size 
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
-	return nil, &statusError{method: method, url: u, code: resp.StatusCode, body: strings.TrimSpace(string(msg))}
+	se := &statusError{method: method, url: u, code: resp.StatusCode, body: strings.TrimSpace(string(msg))}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		se.retryAfter = time.Duration(secs) * time.Second
+	}
+	return nil, se
 }
 
 func drain(resp *http.Response) {

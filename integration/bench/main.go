@@ -35,7 +35,8 @@ type config struct {
 	Backends []string
 	Tools    tools
 	Timeout  time.Duration
-	Rounds   int // 0: the profile's
+	Rounds   int    // 0: the profile's
+	Only     string // run only workloads whose name contains it
 	Log      *slog.Logger
 }
 
@@ -53,8 +54,14 @@ func main() {
 	flag.StringVar(&cfg.Tools.Redis, "redis", "", "redis-server binary (default: from PATH)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit on the whole run (default 6m with -short, 3h otherwise)")
 	flag.IntVar(&cfg.Rounds, "rounds", 0, "rounds per workload (default 2)")
+	flag.StringVar(&cfg.Only, "only", "", "run only the workloads whose name contains this (e.g. \"concurrent pushes\", \"fine chunked\", \"gc compare\"); default all")
+	var env string
+	flag.StringVar(&env, "stratus-env", "", "comma-separated KEY=VALUE added to every stratus process's environment (experiments, e.g. GOMEMLIMIT=384MiB)")
 	flag.Parse()
 	cfg.Backends = strings.Split(backends, ",")
+	if env != "" {
+		cfg.Tools.StratusEnv = strings.Split(env, ",")
+	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -108,7 +115,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	var runErr error
 	for _, b := range cfg.Backends {
 		log.Info("backend", "name", b, "mode", mode)
-		if err := runBackend(ctx, b, prof, tl, work, gen, res, log); err != nil {
+		if err := runBackend(ctx, b, prof, tl, work, gen, res, cfg.Only, log); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("%s: %w", b, err))
 			res.fail(b, "backend", "", -1, err)
 			if ctx.Err() != nil {
@@ -116,6 +123,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 			}
 		}
 	}
+	fineChunkedSummary(res, prof, []string{"stratus-1", "stratus-2rr", "reference"})
 	rep := &Report{
 		Mode:      mode,
 		Command:   commandLine(cfg),
@@ -140,6 +148,18 @@ func commandLine(cfg config) string {
 	s := "go run ./integration/bench"
 	if cfg.Short {
 		s += " -short"
+	}
+	if b := strings.Join(cfg.Backends, ","); b != "filesystem,minio" {
+		s += " -backends " + b
+	}
+	if cfg.Only != "" {
+		s += fmt.Sprintf(" -only %q", cfg.Only)
+	}
+	if len(cfg.Tools.StratusEnv) > 0 {
+		s += " -stratus-env " + strings.Join(cfg.Tools.StratusEnv, ",")
+	}
+	if cfg.Rounds > 0 {
+		s += fmt.Sprintf(" -rounds %d", cfg.Rounds)
 	}
 	return s + " -out " + cfg.Out
 }

@@ -100,13 +100,23 @@ func TestShortRun(t *testing.T) {
 				t.Errorf("%s / %s: no referrers row with a value", backend, contender)
 			}
 		}
+		fresh := []string{"peak RSS, one"}
+		if backend == "minio" {
+			fresh = append(fresh, "peak RSS, 24 concurrent", "push 24 x 16 MiB", "MinIO growth")
+		}
+		for _, k := range fresh {
+			if !measured[[3]string{backend, k, "stratus-1"}] {
+				t.Errorf("%s / stratus-1: no %q row with a value", backend, k)
+			}
+		}
 	}
 }
 
 // workloadKind maps a row's workload name onto the prefix the test checks.
 func workloadKind(name string) string {
 	for _, k := range []string{"push 1 MiB", "pull 1 MiB", "push 16 MiB chunked", "push 16 MiB monolithic", "pull 16 MiB",
-		"commit latency 1 MiB", "commit latency 16 MiB", "peak RSS", "manifest PUT", "manifest GET", "tags list", "_catalog", "referrers"} {
+		"commit latency 1 MiB", "commit latency 16 MiB", "peak RSS, one", "peak RSS, 24 concurrent", "peak RSS", "push 24 x 16 MiB",
+		"MinIO growth", "manifest PUT", "manifest GET", "tags list", "_catalog", "referrers"} {
 		if strings.HasPrefix(name, k) {
 			return k
 		}

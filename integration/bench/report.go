@@ -139,10 +139,29 @@ func (row Row) cells() []string {
 	}
 	note := row.Remark
 	return []string{row.Backend, row.Workload, row.Contender, val, lat(row.P50Ms), lat(row.P99Ms),
-		fmtRatio(row.VsReference), fmtRatio(row.VsLimit), strconv.Itoa(row.Samples), note}
+		fmtRatio(row.VsReference), fmtRatio(row.VsLimit), row.perRound(), strconv.Itoa(row.Samples), note}
 }
 
-var header = []string{"backend", "workload", "contender", "result", "p50 ms", "p99 ms", "vs reference", "vs limit", "n", "note"}
+// perRound is "R1 / R2": each round's ratio to the reference when there is
+// one, else each round's value.
+func (row Row) perRound() string {
+	if len(row.Rounds) < 2 {
+		return ""
+	}
+	var parts []string
+	if len(row.RoundsVsReference) == len(row.Rounds) {
+		for _, x := range row.RoundsVsReference {
+			parts = append(parts, fmtRatio(&x))
+		}
+	} else {
+		for _, v := range row.Rounds {
+			parts = append(parts, fmtValue(v))
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+var header = []string{"backend", "workload", "contender", "result", "p50 ms", "p99 ms", "vs reference", "vs limit", "R1 / R2", "n", "note"}
 
 func (r *Report) markdown() string {
 	var b strings.Builder
@@ -159,7 +178,8 @@ func (r *Report) markdown() string {
 		fmt.Fprintf(&b, "Versions: %s.\n\n", strings.Join(vs, "; "))
 	}
 	b.WriteString("MB/s and ops/s: higher is better; ms (p50 of the commit PUT) and MiB (peak RSS): lower is better. " +
-		"\"vs reference\" = result / reference's result; \"vs limit\" = result / direct-to-backend result. " +
+		"\"vs reference\" = result / reference's result; \"vs limit\" = result / direct-to-backend result; " +
+		"\"R1 / R2\" = each round's vs reference (or, without one, each round's result). " +
 		"p50/p99 are per operation (one blob push or pull, one request, one complete listing).\n\n")
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString(strings.Repeat("|---", len(header)) + "|\n")

@@ -13,11 +13,12 @@ import (
 // Units of a metric. Throughput units are "higher is better"; the others
 // are "lower is better".
 const (
-	unitMBps = "MB/s"  // 10^6 bytes per second of wall time
-	unitOps  = "ops/s" // operations per second of wall time
-	unitMs   = "ms"    // p50 latency
-	unitMiB  = "MiB"   // peak resident memory
-	unitNA   = "n/a"
+	unitMBps  = "MB/s"  // 10^6 bytes per second of wall time
+	unitOps   = "ops/s" // operations per second of wall time
+	unitMs    = "ms"    // p50 latency
+	unitMiB   = "MiB"   // peak resident memory
+	unitTimes = "x"     // a ratio of two byte counts (write amplification)
+	unitNA    = "n/a"
 )
 
 // metricDef describes one row group of the table.
@@ -34,8 +35,24 @@ type acc struct {
 	elapsed time.Duration
 	lats    []time.Duration
 	peaks   map[string]int64 // process -> peak RSS bytes
-	note    string           // replaces the value: why there is none
-	remark  string           // next to the value
+	num     int64            // unitTimes: num / den
+	den     int64
+	note    string       // replaces the value: why there is none
+	remark  string       // next to the value
+	byRound map[int]*acc // the same samples, split by round
+}
+
+// inRound is the accumulator of round n's share of a's samples.
+func (a *acc) inRound(n int) *acc {
+	if a.byRound == nil {
+		a.byRound = make(map[int]*acc)
+	}
+	ar := a.byRound[n]
+	if ar == nil {
+		ar = &acc{peaks: make(map[string]int64)}
+		a.byRound[n] = ar
+	}
+	return ar
 }
 
 // results gathers everything a run measured. All methods are safe for
@@ -45,6 +62,14 @@ type results struct {
 	metrics map[string][]metricDef // backend -> metrics in first-seen order
 	accs    map[[3]string]*acc     // backend, metric, participant
 	errs    []RunError
+	round   int // the round samples now belong to (rounds run one at a time)
+}
+
+// setRound files the samples that follow under round n.
+func (r *results) setRound(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.round = n
 }
 
 func newResults() *results {
@@ -68,31 +93,72 @@ func (r *results) get(backend string, m metricDef, participant string) *acc {
 func (r *results) throughput(backend string, m metricDef, participant string, bytes int64, ops int, elapsed time.Duration, lats []time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a := r.get(backend, m, participant)
-	a.bytes += bytes
-	a.ops += ops
-	a.elapsed += elapsed
-	a.lats = append(a.lats, lats...)
+	base := r.get(backend, m, participant)
+	for _, a := range []*acc{base, base.inRound(r.round)} {
+		a.bytes += bytes
+		a.ops += ops
+		a.elapsed += elapsed
+		a.lats = append(a.lats, lats...)
+	}
 }
 
 // latency adds latency samples only.
 func (r *results) latency(backend string, m metricDef, participant string, lats ...time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a := r.get(backend, m, participant)
-	a.lats = append(a.lats, lats...)
-	a.ops += len(lats)
+	base := r.get(backend, m, participant)
+	for _, a := range []*acc{base, base.inRound(r.round)} {
+		a.lats = append(a.lats, lats...)
+		a.ops += len(lats)
+	}
 }
 
 // peak records peak RSS per process.
 func (r *results) peak(backend string, m metricDef, participant string, peaks map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a := r.get(backend, m, participant)
-	for k, v := range peaks {
-		a.peaks[k] = max(a.peaks[k], v)
+	base := r.get(backend, m, participant)
+	for _, a := range []*acc{base, base.inRound(r.round)} {
+		for k, v := range peaks {
+			a.peaks[k] = max(a.peaks[k], v)
+		}
+		a.ops++
 	}
-	a.ops++
+}
+
+// ratio adds num / den samples (bytes written per byte stored).
+func (r *results) ratio(backend string, m metricDef, participant string, num, den int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	base := r.get(backend, m, participant)
+	for _, a := range []*acc{base, base.inRound(r.round)} {
+		a.num += num
+		a.den += den
+		a.ops++
+	}
+}
+
+// roundValues is one participant's value in each round so far.
+func (r *results) roundValues(backend string, m metricDef, participant string) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.accs[[3]string{backend, m.Name, participant}]
+	if a == nil {
+		return nil
+	}
+	v, _ := a.roundValues(m.Unit, nil)
+	return v
+}
+
+// addRemark appends to a row's remark.
+func (r *results) addRemark(backend string, m metricDef, participant, remark string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.get(backend, m, participant)
+	if a.remark != "" {
+		a.remark += "; "
+	}
+	a.remark += remark
 }
 
 // note sets a text result (a row that could not be measured).
@@ -145,6 +211,11 @@ type Row struct {
 	Note string `json:"note,omitempty"`
 	// Remark qualifies the value.
 	Remark string `json:"remark,omitempty"`
+	// Rounds is the value of each round alone ("R1 / R2"), in round order.
+	Rounds []float64 `json:"rounds,omitempty"`
+	// RoundsVsReference is each round's value / the reference's in the
+	// same round.
+	RoundsVsReference []float64 `json:"rounds_vs_reference,omitempty"`
 }
 
 // RunError is a task that failed for one contender in one round; the run
@@ -209,6 +280,11 @@ func (r *results) rows(backends, participants []string) []Row {
 				} else if row.Note == "" {
 					row.Note = "no successful sample"
 				}
+				if p != "reference" && p != "direct" && refOK {
+					row.Rounds, row.RoundsVsReference = a.roundValues(m.Unit, r.accs[[3]string{b, m.Name, "reference"}])
+				} else {
+					row.Rounds, _ = a.roundValues(m.Unit, nil)
+				}
 				if len(a.lats) > 0 {
 					row.P50Ms = ms(percentile(a.lats, 0.50))
 					row.P99Ms = ms(percentile(a.lats, 0.99))
@@ -249,6 +325,11 @@ func (a *acc) value(unit string) (float64, bool) {
 			return 0, false
 		}
 		return ms(percentile(a.lats, 0.5)), true
+	case unitTimes:
+		if a.den == 0 {
+			return 0, false
+		}
+		return float64(a.num) / float64(a.den), true
 	case unitMiB:
 		var m int64
 		for _, v := range a.peaks {
@@ -260,4 +341,29 @@ func (a *acc) value(unit string) (float64, bool) {
 		return float64(m) / (1 << 20), true
 	}
 	return 0, false
+}
+
+// roundValues is a's value in each round, and its ratio to ref's value in
+// the same round (nil without ref). A round without a value is 0.
+func (a *acc) roundValues(unit string, ref *acc) (vals, ratios []float64) {
+	ns := make([]int, 0, len(a.byRound))
+	for n := range a.byRound {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	for _, n := range ns {
+		v, _ := a.byRound[n].value(unit)
+		vals = append(vals, v)
+		if ref == nil {
+			continue
+		}
+		x := 0.0
+		if rr := ref.byRound[n]; rr != nil {
+			if rv, ok := rr.value(unit); ok && rv > 0 {
+				x = v / rv
+			}
+		}
+		ratios = append(ratios, x)
+	}
+	return vals, ratios
 }

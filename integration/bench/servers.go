@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,12 +30,13 @@ var listenRE = regexp.MustCompile(`stratus listening.*\baddr=(127\.0\.0\.1:\d+)`
 // its requests first.
 const stopGrace = 10 * time.Second
 
-// startStratus runs `stratus serve` on a kernel-chosen port and waits for
+// startStratus runs tl.Stratus as `stratus serve` on a kernel-chosen port and waits for
 // /readyz.
-func startStratus(ctx context.Context, bin, name string, args []string) (*launch.Process, string, error) {
+func startStratus(ctx context.Context, tl tools, name string, args []string) (*launch.Process, string, error) {
 	p, err := launch.Start(ctx, launch.Spec{
 		Name: name,
-		Path: bin,
+		Path: tl.Stratus,
+		Env:  tl.StratusEnv,
 		// No separate metrics listener (several replicas on one machine
 		// would fight over :9090): the bench reads GC counters from
 		// /metrics on the public port.
@@ -322,22 +322,4 @@ func (w *rssWatcher) stop() map[int]int64 {
 	return w.peak
 }
 
-func readRSS(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			f := strings.Fields(string(v))
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				if err != nil {
-					return 0, err
-				}
-				return kb << 10, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
+func readRSS(pid int) (int64, error) { return readStatusBytes(pid, "VmRSS") }
