@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,6 +131,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 // finish.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	logger := newLogger(cfg.Log, logOut)
+	cfg.Limits.setMemoryLimit(os.Getenv("GOMEMLIMIT"), logger)
 	obs, err := newObservability()
 	if err != nil {
 		return err
