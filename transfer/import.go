@@ -23,7 +23,15 @@ type ImportOptions struct {
 	// PinTimeout bounds the reference checks of each manifest write
 	// (registry.pin_timeout).
 	PinTimeout time.Duration
+	// Immutable, if set, names the rule that makes tag of repo
+	// create-only (policies.immutable_tags): such a tag is written only if
+	// it does not exist, and an import that would move it fails.
+	Immutable func(repo, tag string) (rule string, ok bool)
 }
+
+// ErrImmutableTag: the archive would move a tag an immutable-tags rule
+// protects.
+var ErrImmutableTag = errors.New("tag is immutable")
 
 // ImportStats counts what an import wrote and what the store already had.
 type ImportStats struct {
@@ -336,11 +344,34 @@ func (im *importer) importTag(ctx context.Context, repo *content.Repository, tag
 	case err != nil && !errors.Is(err, content.ErrManifestUnknown):
 		return fmt.Errorf("tag %s: %w", tag, err)
 	}
-	if err := repo.SetTag(ctx, tag, d); err != nil {
+	if err := im.writeTag(ctx, repo, tag, d, err == nil); err != nil {
 		return fmt.Errorf("tag %s: %w", tag, err)
 	}
 	im.stats.TagsSet++
 	return nil
+}
+
+// writeTag points tag at d; under an immutable-tags rule only with a
+// create-only write, as a manifest PUT does, so an import never moves a
+// protected tag (nor races a push of it).
+func (im *importer) writeTag(ctx context.Context, repo *content.Repository, tag string, d digest.Digest, exists bool) error {
+	if im.opts.Immutable == nil {
+		return repo.SetTag(ctx, tag, d)
+	}
+	rule, ok := im.opts.Immutable(repo.Name(), tag)
+	if !ok {
+		return repo.SetTag(ctx, tag, d)
+	}
+	if exists {
+		return fmt.Errorf("%w by rule %s: it points at another manifest in this store", ErrImmutableTag, rule)
+	}
+	// CreateTag accepts the same digest written meanwhile (a push, or an
+	// earlier attempt whose answer was lost).
+	err := repo.CreateTag(ctx, tag, d)
+	if errors.Is(err, content.ErrTagExists) {
+		return fmt.Errorf("%w by rule %s: it was created meanwhile with another manifest", ErrImmutableTag, rule)
+	}
+	return err
 }
 
 // newUploadID is a fresh upload id, as the registry's uploads use: 128

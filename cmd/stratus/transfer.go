@@ -93,7 +93,15 @@ func runImport(ctx context.Context, cfg *Config, in string, stdout, logOut io.Wr
 		return err
 	}
 	defer closeAll()
-	st, err := transfer.Import(ctx, store, in, transfer.ImportOptions{MaxManifestSize: maxManifest, PinTimeout: pinTimeout})
+	pols, err := cfg.Policies.build()
+	if err != nil {
+		return err
+	}
+	opts := transfer.ImportOptions{MaxManifestSize: maxManifest, PinTimeout: pinTimeout}
+	if pols.tags != nil {
+		opts.Immutable = pols.tags.Immutable
+	}
+	st, err := transfer.Import(ctx, store, in, opts)
 	fmt.Fprintf(stdout, "imported %d, already present %d (blobs %d/%d, manifests %d/%d, tags %d/%d)\n",
 		st.Imported(), st.Present(), st.BlobsImported, st.BlobsPresent, st.ManifestsImported, st.ManifestsPresent, st.TagsSet, st.TagsPresent)
 	if err != nil {
