@@ -48,15 +48,7 @@ func TestGCReadPinInterleavings(t *testing.T) {
 				tr, reg := newTestRegistryWith(t, gcConfig("keep"), newLocks(t))
 				d := tr.pushBlob("r", []byte("collected while probed"))
 				ageOut()
-				g := newGate()
-				reg.hooks = &hooks{afterClaim: func(key string, ok bool) {
-					if key == d && ok {
-						g.pass()
-					}
-				}}
-				done := make(chan error, 1)
-				go func() { _, err := reg.RunGC(context.Background(), false); done <- err }()
-				<-g.reached
+				g, done := gcHeldAfterClaim(reg, d)
 				tr.expect(tr.do("HEAD", "/v2/r/blobs/"+d, nil), 404, "")
 				tr.expect(tr.do("GET", "/v2/r/blobs/"+d, nil), 404, codeBlobUnknown)
 				close(g.release)

@@ -150,6 +150,22 @@ type gate struct {
 
 func newGate() *gate { return &gate{reached: make(chan struct{}), release: make(chan struct{})} }
 
+// gcHeldAfterClaim starts a GC pass and returns once the pass has claimed
+// key; the pass then waits until g.release is closed, and done receives
+// its error.
+func gcHeldAfterClaim(reg *Registry, key string) (g *gate, done <-chan error) {
+	g = newGate()
+	reg.hooks = &hooks{afterClaim: func(k string, ok bool) {
+		if k == key && ok {
+			g.pass()
+		}
+	}}
+	errs := make(chan error, 1)
+	go func() { _, err := reg.RunGC(context.Background(), false); errs <- err }()
+	<-g.reached
+	return g, errs
+}
+
 func (g *gate) pass() {
 	g.once.Do(func() {
 		close(g.reached)
@@ -198,15 +214,7 @@ func TestGCPinClaimInterleavings(t *testing.T) {
 				r := tr.do("POST", "/v2/new/blobs/uploads/", nil)
 				loc := r.header.Get("Location")
 				tr.expect(tr.do("PATCH", loc, blob), 202, "")
-				g := newGate()
-				reg.hooks = &hooks{afterClaim: func(key string, ok bool) {
-					if key == d && ok {
-						g.pass()
-					}
-				}}
-				done := make(chan error, 1)
-				go func() { _, err := reg.RunGC(context.Background(), false); done <- err }()
-				<-g.reached
+				g, done := gcHeldAfterClaim(reg, d)
 				tr.expect(tr.do("PUT", loc+"?digest="+d, nil), 503, codeUnavailable)
 				close(g.release)
 				if err := <-done; err != nil {
@@ -248,15 +256,7 @@ func TestGCPinClaimInterleavings(t *testing.T) {
 				tr, reg := newTestRegistryWith(t, gcConfig("keep"), newLocks(t))
 				d := tr.pushBlob("src", []byte("mounted blob"))
 				ageOut()
-				g := newGate()
-				reg.hooks = &hooks{afterClaim: func(key string, ok bool) {
-					if key == d && ok {
-						g.pass()
-					}
-				}}
-				done := make(chan error, 1)
-				go func() { _, err := reg.RunGC(context.Background(), false); done <- err }()
-				<-g.reached
+				g, done := gcHeldAfterClaim(reg, d)
 				tr.expect(tr.do("POST", "/v2/dst/blobs/uploads/?mount="+d+"&from=src", nil), 202, "")
 				close(g.release)
 				if err := <-done; err != nil {
