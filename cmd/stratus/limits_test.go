@@ -33,24 +33,9 @@ func TestLimitsConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = writeConfig(t, tt.file)
-			}
-			cfg, err := loadConfig(path, tt.env, nil)
-			if len(tt.wantErr) > 0 {
-				if err == nil {
-					t.Fatalf("want errors %q, got none", tt.wantErr)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not contain %q", err, w)
-					}
-				}
+			cfg := loadCase(t, tt.file, tt.env, tt.wantErr)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			l := cfg.Limits
 			if l.Rate.RequestsPerSecond != tt.wantRate || l.Rate.Burst != tt.wantBurst || l.UploadsPerRepository != tt.wantUploads {
@@ -58,4 +43,31 @@ func TestLimitsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadCase loads a configuration from file (none if empty) and env. With
+// wantErr it checks that loading fails mentioning each of them and returns
+// nil; otherwise it fails the test on any error.
+func loadCase(t *testing.T, file string, env, wantErr []string) *Config {
+	t.Helper()
+	path := ""
+	if file != "" {
+		path = writeConfig(t, file)
+	}
+	cfg, err := loadConfig(path, env, nil)
+	if len(wantErr) > 0 {
+		if err == nil {
+			t.Fatalf("want errors %q, got none", wantErr)
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

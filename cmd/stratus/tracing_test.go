@@ -50,24 +50,9 @@ func TestTracingConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.file != "" {
-				path = writeConfig(t, tt.file)
-			}
-			cfg, err := loadConfig(path, tt.env, nil)
-			if len(tt.wantErr) > 0 {
-				if err == nil {
-					t.Fatalf("want errors %q, got none", tt.wantErr)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not contain %q", err, w)
-					}
-				}
+			cfg := loadCase(t, tt.file, tt.env, tt.wantErr)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tc := cfg.Tracing
 			if !tc.Enabled {
