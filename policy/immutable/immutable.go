@@ -15,6 +15,8 @@ import (
 	"fmt"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/stratus-registry/stratus/policy"
 )
 
 // Rule is one entry of policies.immutable_tags.
@@ -40,17 +42,15 @@ func Validate(prefix string, rules []Rule) []error {
 	var errs []error
 	for i, r := range rules {
 		at := fmt.Sprintf("%s[%d]", prefix, i)
-		if r.Repository == "" {
-			errs = append(errs, fmt.Errorf("%s.repository: required", at))
-		} else if !doublestar.ValidatePattern(r.Repository) {
-			errs = append(errs, fmt.Errorf("%s.repository: %q is not a valid glob", at, r.Repository))
+		if err := policy.CheckRepository(at+".repository", r.Repository); err != nil {
+			errs = append(errs, err)
 		}
 		if len(r.Tags) == 0 {
 			errs = append(errs, fmt.Errorf("%s.tags: at least one tag pattern is required (use \"*\" for every tag)", at))
 		}
 		for j, t := range r.Tags {
-			if t == "" || !doublestar.ValidatePattern(t) {
-				errs = append(errs, fmt.Errorf("%s.tags[%d]: %q is not a valid glob", at, j, t))
+			if err := policy.CheckGlob(fmt.Sprintf("%s.tags[%d]", at, j), t); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

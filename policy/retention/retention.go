@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/stratus-registry/stratus/policy"
 )
 
 // Rule is one entry of policies.retention.
@@ -55,10 +57,8 @@ func Validate(prefix string, rules []Rule) []error {
 	var errs []error
 	for i, r := range rules {
 		at := fmt.Sprintf("%s[%d]", prefix, i)
-		if r.Repository == "" {
-			errs = append(errs, fmt.Errorf("%s.repository: required", at))
-		} else if !doublestar.ValidatePattern(r.Repository) {
-			errs = append(errs, fmt.Errorf("%s.repository: %q is not a valid glob", at, r.Repository))
+		if err := policy.CheckRepository(at+".repository", r.Repository); err != nil {
+			errs = append(errs, err)
 		}
 		if r.KeepNewest < 0 {
 			errs = append(errs, fmt.Errorf("%s.keep_newest: %d is negative", at, r.KeepNewest))
@@ -75,8 +75,8 @@ func Validate(prefix string, rules []Rule) []error {
 			errs = append(errs, fmt.Errorf("%s.keep_tags: has no effect without keep_newest or delete_older_than", at))
 		}
 		for j, t := range r.KeepTags {
-			if t == "" || !doublestar.ValidatePattern(t) {
-				errs = append(errs, fmt.Errorf("%s.keep_tags[%d]: %q is not a valid glob", at, j, t))
+			if err := policy.CheckGlob(fmt.Sprintf("%s.keep_tags[%d]", at, j), t); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
