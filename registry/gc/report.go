@@ -40,6 +40,35 @@ type Report struct {
 	Errors         []string    `json:"errors,omitempty"`
 	Decisions      []Decision  `json:"decisions,omitempty"`
 	Policy         PolicyState `json:"policy"`
+	// Storage is what each repository's live content costs, as the mark
+	// found it (nil when the pass failed before the mark finished).
+	Storage *Storage `json:"storage,omitempty"`
+}
+
+// Storage is the registry's live content by repository. A blob or manifest
+// used by several repositories counts once in UniqueBytes, in full in the
+// Bytes of each repository that uses it, and in no repository's
+// ExclusiveBytes.
+type Storage struct {
+	// UniqueBytes is every live blob and manifest once.
+	UniqueBytes int64 `json:"unique_bytes"`
+	// Repositories is sorted by Bytes, largest first, and bounded; the
+	// rest are summed in OtherRepositories and OtherBytes.
+	Repositories      []RepoStorage `json:"repositories"`
+	OtherRepositories int           `json:"other_repositories,omitempty"`
+	OtherBytes        int64         `json:"other_bytes,omitempty"`
+}
+
+// RepoStorage is one repository's live content.
+type RepoStorage struct {
+	Repository string `json:"repository"`
+	// Bytes is its live blobs and manifests, each once.
+	Bytes int64 `json:"bytes"`
+	// ExclusiveBytes is the part of Bytes no other repository uses: what
+	// deleting this repository would reclaim.
+	ExclusiveBytes int64 `json:"exclusive_bytes"`
+	Blobs          int   `json:"blobs"`
+	Manifests      int   `json:"manifests"`
 }
 
 // PolicyState records the settings a pass ran with.
