@@ -66,10 +66,14 @@ azurite_tool() { # npm install azurite into $TOOLS/azurite once per version
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt_install redis-server skopeo podman ca-certificates
+  # The web UI's browser test (integration/ui_browser_test.go) drives
+  # Debian's headless Chromium over CDP; chromium-driver (chromedriver)
+  # comes along for WebDriver clients used to debug it.
+  apt_install chromium chromium-driver
   # Azurite needs Node.js 18 or later; keep one that is already there.
   command -v npm >/dev/null || apt_install nodejs npm
 fi
-for bin in redis-server skopeo podman npm; do
+for bin in redis-server skopeo podman npm chromium; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install -y $bin" >&2; exit 1; }
 done
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
