@@ -353,3 +353,25 @@ func text(n *html.Node) string {
 }
 
 func layerOf(n int) []byte { return bytes.Repeat([]byte{byte(n)}, n*100) }
+
+func cookie(p htmlPage, name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: p.header}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func hasCookie(p htmlPage, name string) bool {
+	c := cookie(p, name)
+	return c != nil && c.MaxAge >= 0 && c.Value != ""
+}
+
+// httptestRecorder renders one anonymous GET of h.
+func httptestRecorder(h http.Handler, path string) htmlPage {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	doc, _ := html.Parse(strings.NewReader(rec.Body.String()))
+	return htmlPage{status: rec.Code, header: rec.Header(), body: rec.Body.String(), doc: doc}
+}
