@@ -1,0 +1,136 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/storage"
+)
+
+const (
+	// chartBars bounds the repositories drawn; the report itself is
+	// bounded too (registry/gc), the rest are one "other" bar.
+	chartBars = 50
+	chartW    = 1000.0
+	barH      = 18
+	barGap    = 4
+)
+
+type storagePage struct {
+	Report *registry.GCReport
+	Rows   []storageRow
+	Other  *storageRow
+	Unique int64
+	Height int
+}
+
+type storageRow struct {
+	Repo      string
+	Bytes     int64
+	Exclusive int64
+	Blobs     int
+	Manifests int
+	// Y and the widths place the bar in the chart's viewBox: the whole
+	// bar is Bytes, its darker part ExclusiveBytes.
+	Y, W, EW float64
+	TextY    int
+	Visible  bool
+	// Repos counts the repositories of the "other" row.
+	Repos int
+}
+
+// lastReport is the last GC report, nil before any pass.
+func (u *UI) lastReport(ctx context.Context) (*registry.GCReport, error) {
+	if u.gc == nil {
+		return nil, nil
+	}
+	rep, err := u.gc.LastGCReport(ctx)
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return rep, err
+}
+
+func (u *UI) storage(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor) error {
+	rep, err := u.lastReport(r.Context())
+	if err != nil {
+		return err
+	}
+	p := storagePage{Report: rep}
+	if rep != nil && rep.Storage != nil {
+		p.Unique = rep.Storage.UniqueBytes
+		var largest int64
+		for _, rs := range rep.Storage.Repositories {
+			largest = max(largest, rs.Bytes)
+		}
+		for _, rs := range rep.Storage.Repositories {
+			// Repositories the visitor may not pull are summed with the
+			// rest: their names are not the visitor's to see.
+			if len(p.Rows) >= chartBars || !u.canPull(r, v, rs.Repository) {
+				p.addOther(rs.Bytes, 0)
+				continue
+			}
+			row := storageRow{Repo: rs.Repository, Bytes: rs.Bytes, Exclusive: rs.ExclusiveBytes, Blobs: rs.Blobs, Manifests: rs.Manifests, Visible: true}
+			if largest > 0 {
+				row.W = chartW * float64(rs.Bytes) / float64(largest)
+				row.EW = chartW * float64(min(rs.ExclusiveBytes, rs.Bytes)) / float64(largest)
+			}
+			row.Y = float64(len(p.Rows) * (barH + barGap))
+			row.TextY = len(p.Rows)*(barH+barGap) + barH - 5
+			p.Rows = append(p.Rows, row)
+		}
+		if rep.Storage.OtherRepositories > 0 {
+			p.addOther(rep.Storage.OtherBytes, rep.Storage.OtherRepositories-1)
+		}
+		p.Height = max(len(p.Rows)*(barH+barGap), barH)
+	}
+	u.render(w, r, v, http.StatusOK, "storage", "Storage", p)
+	return nil
+}
+
+// addOther sums n+1 repositories into the "other" row.
+func (p *storagePage) addOther(bytes int64, n int) {
+	if p.Other == nil {
+		p.Other = &storageRow{Repo: "other repositories"}
+	}
+	p.Other.Bytes += bytes
+	p.Other.Repos += n + 1
+}
+
+type statusPage struct {
+	Report     *registry.GCReport
+	Ago        string
+	Ready      bool
+	ReadyText  string
+	HasHealth  bool
+	HasQueue   bool
+	QueueDepth int64
+	QueueErr   string
+}
+
+func (u *UI) status(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor) error {
+	rep, err := u.lastReport(r.Context())
+	if err != nil {
+		return err
+	}
+	p := statusPage{Report: rep}
+	if rep != nil {
+		p.Ago = time.Since(rep.Finished).Round(time.Second).String()
+	}
+	if u.health != nil {
+		p.HasHealth = true
+		p.Ready, p.ReadyText = u.health.Ready(r.Context())
+	}
+	if u.webhooks != nil {
+		p.HasQueue = true
+		if p.QueueDepth, err = u.webhooks.Depth(r.Context()); err != nil {
+			u.logger.Warn("ui: webhook queue depth", "err", err)
+			p.QueueErr = "the webhook queue did not answer"
+		}
+	}
+	u.render(w, r, v, http.StatusOK, "status", "Status", p)
+	return nil
+}
