@@ -182,7 +182,6 @@ func apiTags(t *testing.T, srv *server, repo string) []string {
 // public repository, and a browser asking for / lands on the UI.
 func (u *uiDriver) anonymousSeesPublic() {
 	t, b := u.t, u.b
-	t.Helper()
 	// A browser asking for / lands on the UI.
 	b.Do("open /", chromedp.Navigate(u.url("/")), chromedp.WaitVisible(chromedp.CSS("nav#nav")))
 	if loc := browser.Run(b, "location", chromedp.Location()); loc != u.url("/ui/") {
@@ -196,8 +195,7 @@ func (u *uiDriver) anonymousSeesPublic() {
 // aliceLogsIn: alice signs in through the form, sees every repository she
 // may pull and narrows the list with the prefix search.
 func (u *uiDriver) aliceLogsIn() {
-	t, b := u.t, u.b
-	t.Helper()
+	b := u.b
 	u.login("alice")
 	u.wantTexts("a.repo-link", "acme/app", "acme/multi", "public/hello")
 	b.Screenshot("alice-repositories")
@@ -212,7 +210,6 @@ func (u *uiDriver) aliceLogsIn() {
 // image (layers bar, config, escaped hostile values) and its referrers.
 func (u *uiDriver) browseToReferrers() {
 	t, b := u.t, u.b
-	t.Helper()
 	b.Do("open acme/app", u.loads(chromedp.Click(u.linkWithText("a.repo-link", "acme/app"))))
 	u.wantTexts("tr.tag-row a.tag-link", "v0", "v1")
 	if n := u.count("tr.tag-row code.pull-cmd"); n != 6 {
@@ -266,8 +263,7 @@ func (u *uiDriver) browseToReferrers() {
 // indexPlatforms: the tag of an index redirects to the index page, whose
 // platforms link to their images.
 func (u *uiDriver) indexPlatforms() {
-	t, b := u.t, u.b
-	t.Helper()
+	b := u.b
 	b.Do("open acme/multi:latest", chromedp.Navigate(u.url("/ui/r/acme/multi/-/tag/latest")),
 		chromedp.WaitVisible(chromedp.CSS("section#platforms")))
 	u.wantTexts("section#platforms a.platform-link", "linux/amd64", "linux/arm64")
@@ -281,7 +277,6 @@ func (u *uiDriver) indexPlatforms() {
 // element with a non-zero box per repository.
 func (u *uiDriver) storageChart() {
 	t, b := u.t, u.b
-	t.Helper()
 	b.Do("open storage", u.loads(chromedp.Click(chromedp.CSS("a#nav-storage"))))
 	b.Do("storage page", chromedp.WaitVisible(chromedp.CSS("svg#storage-chart")), chromedp.WaitVisible(chromedp.CSS("table#storage-table")))
 	var bars []struct {
@@ -313,8 +308,7 @@ func (u *uiDriver) storageChart() {
 
 // statusPage: the status page has its GC, health and webhook sections.
 func (u *uiDriver) statusPage() {
-	t, b := u.t, u.b
-	t.Helper()
+	b := u.b
 	b.Do("open status", u.loads(chromedp.Click(chromedp.CSS("a#nav-status"))),
 		chromedp.WaitVisible(chromedp.CSS("section#gc-report")))
 	u.mustExist("section#health")
@@ -326,7 +320,6 @@ func (u *uiDriver) statusPage() {
 // gone from the page and from the registry API.
 func (u *uiDriver) aliceDeletesTag() {
 	t, b := u.t, u.b
-	t.Helper()
 	b.Do("open acme/app", chromedp.Navigate(u.url("/ui/r/acme/app/")), chromedp.WaitVisible(chromedp.CSS("tr.tag-row")))
 	b.Do("delete v0", u.loads(chromedp.Click(chromedp.JSPath(
 		`Array.from(document.querySelectorAll("tr.tag-row")).find(r => r.querySelector("a.tag-link").textContent.trim() === "v0").querySelector("a.delete-link")`))))
@@ -345,7 +338,6 @@ func (u *uiDriver) aliceDeletesTag() {
 // forges with his own valid CSRF token is refused and changes nothing.
 func (u *uiDriver) bobMayNotDelete() {
 	t, b := u.t, u.b
-	t.Helper()
 	b.Do("log out", u.loads(chromedp.Submit(chromedp.CSS("form#logout"))), chromedp.WaitVisible(chromedp.CSS("a#nav-login")))
 	u.login("bob")
 	b.Do("open acme/app", chromedp.Navigate(u.url("/ui/r/acme/app/")), chromedp.WaitVisible(chromedp.CSS("tr.tag-row")))
