@@ -22,7 +22,9 @@ import (
 
 // UpdateScreenshotsEnv, set to 1, makes TestUIInBrowser copy its
 // repository and image screenshots to docs/screenshots for the README.
-const UpdateScreenshotsEnv = "STRATUS_UPDATE_SCREENSHOTS"
+// (Not a STRATUS_ name: those are configuration keys of the server the
+// test starts, which refuses unknown ones.)
+const UpdateScreenshotsEnv = "UPDATE_SCREENSHOTS"
 
 // TestUIInBrowser drives the web UI of a real `stratus serve` in headless
 // Chromium, with every non-loopback request blocked and failing the test:

@@ -15,8 +15,11 @@ import (
 
 // ArtifactsEnv names the environment variable that sets the artifact
 // folder (CI uploads it); without it, screenshots go to
-// integration/artifacts/ui in the module, which git ignores.
-const ArtifactsEnv = "STRATUS_ARTIFACTS"
+// integration/artifacts/ui in the module, which git ignores. It is not a
+// STRATUS_ name: `stratus serve` reads every STRATUS_ variable as a
+// configuration key and refuses unknown ones, and tests start it with
+// their own environment.
+const ArtifactsEnv = "TEST_ARTIFACTS"
 
 // screenshotTimeout bounds one capture: a long page is one large PNG.
 const screenshotTimeout = 30 * time.Second
@@ -24,7 +27,7 @@ const screenshotTimeout = 30 * time.Second
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // ArtifactsDir is the folder of tb's screenshots: one subfolder per test
-// under $STRATUS_ARTIFACTS, or under integration/artifacts/ui of the
+// under $TEST_ARTIFACTS, or under integration/artifacts/ui of the
 // module that holds the working directory (the working directory itself
 // outside a module).
 func ArtifactsDir(tb testing.TB) string {
