@@ -192,6 +192,23 @@ func (u *uiDriver) anonymousSeesPublic() {
 	u.wantTexts("a.repo-link", "public/hello")
 	u.mustExist("a#nav-login")
 	b.Screenshot("anonymous-repositories")
+
+	// A repository the visitor may not pull is not shown by its URL either.
+	b.Do("open acme/app anonymously", chromedp.Navigate(u.url("/ui/r/acme/app/")), chromedp.WaitVisible(chromedp.CSS("nav#nav")))
+	if n := u.count("tr.tag-row"); n != 0 {
+		t.Errorf("an anonymous visitor sees %d tags of acme/app", n)
+	}
+	status := browser.Run(b, "status", chromedp.Evaluate[int](`performance.getEntriesByType("navigation")[0].responseStatus`))
+	if status < 400 || status > 499 {
+		t.Errorf("anonymous acme/app page answered %d, want a 4xx", status)
+	}
+	b.Screenshot("anonymous-hidden-repository")
+	// The browser logs the 4xx document: the one console entry expected.
+	for _, m := range b.Drain().Console {
+		if !strings.Contains(m.Text, strconv.Itoa(status)) || m.URL != u.url("/ui/r/acme/app/") {
+			t.Errorf("console: %s", m)
+		}
+	}
 }
 
 // aliceLogsIn: alice signs in through the form, sees every repository she

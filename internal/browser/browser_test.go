@@ -210,11 +210,14 @@ func (r *failureRecorder) runCleanups() {
 	for i := len(r.cleanups) - 1; i >= 0; i-- {
 		r.cleanups[i]()
 	}
+	r.cleanups = nil
 }
 
 func TestUndrainedFindingsFailTheTest(t *testing.T) {
 	site := newTestSite(t)
 	rec := &failureRecorder{TB: t}
+	// The browser stops even when the test fails before it asks.
+	t.Cleanup(rec.runCleanups)
 	b := Start(rec, Options{Artifacts: t.TempDir()})
 	b.Do("open the page", chromedp.Navigate(site.URL+"/external"), chromedp.WaitVisible(chromedp.ID("title")))
 	b.Do("wait for the WebSocket to fail", chromedp.Poll[chromedp.Void]("window.wsFailed === true"))
