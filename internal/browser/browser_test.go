@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,10 +251,46 @@ func TestAllowed(t *testing.T) {
 		{"ftp://127.0.0.1/", false},
 		{"chrome-extension://abc/x.js", false},
 		{"http://%zz/", false},
+		{"http://127.0.0.1@evil.example/", false},
+		{"http://evil.example#@127.0.0.1/", false},
+		{"http://evil.example/?next=http://127.0.0.1/", false},
+		{"//127.0.0.1/x", false},
 		{"", false},
 	} {
 		if got := allowed(tc.url); got != tc.want {
 			t.Errorf("allowed(%q) = %v, want %v", tc.url, got, tc.want)
 		}
 	}
+}
+
+// FuzzAllowed: whatever URL a page makes, allowed never panics, and what it
+// lets through names no host but a loopback one.
+func FuzzAllowed(f *testing.F) {
+	for _, seed := range []string{
+		"http://127.0.0.1:8080/ui/", "http://localhost/", "http://[::1]:1/", "data:,x", "about:blank",
+		"blob:http://127.0.0.1/u", "blob:blob:http://127.0.0.1/u", "https://cdn.example.net/x.js",
+		"http://127.0.0.1@evil.example/", "ws://[::1%25eth0]/", "HTTP://LOCALHOST./",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !allowed(raw) {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("allowed(%q) but it does not parse: %v", raw, err)
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "data", "about":
+		case "blob":
+			if !allowed(u.Opaque) {
+				t.Fatalf("allowed(%q) but its origin %q is not", raw, u.Opaque)
+			}
+		default:
+			if h := strings.ToLower(u.Hostname()); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+				t.Fatalf("allowed(%q) lets host %q through", raw, h)
+			}
+		}
+	})
 }
