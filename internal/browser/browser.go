@@ -34,6 +34,7 @@ const InstallHint = "apt-get install -y --no-install-recommends chromium chromiu
 
 // Defaults of Options.
 const (
+	DefaultStartTimeout   = time.Minute
 	DefaultSessionTimeout = 5 * time.Minute
 	DefaultActionTimeout  = 30 * time.Second
 	DefaultWidth          = 1280
@@ -44,8 +45,9 @@ const (
 type Options struct {
 	// ExecPath is the browser binary; empty finds "chromium" (see Find).
 	ExecPath string
-	// SessionTimeout bounds the browser's whole life; ActionTimeout each
-	// Do or Run.
+	// StartTimeout bounds the browser's start, SessionTimeout its whole
+	// life, ActionTimeout each Do or Run.
+	StartTimeout   time.Duration
 	SessionTimeout time.Duration
 	ActionTimeout  time.Duration
 	// Width and Height are the window size; screenshots cover the full
@@ -56,6 +58,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults(tb testing.TB) Options {
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = DefaultSessionTimeout
 	}
@@ -116,11 +121,21 @@ func Start(tb testing.TB, opts Options) *Browser {
 		cancelSession()
 	})
 	b.ctx = tab
-	// The first action starts the browser with the session's lifetime (an
-	// action timeout here would end the browser with it), then the guard
-	// is on before the tab loads anything.
-	if err := chromedp.Do(tab); err != nil {
-		tb.Fatalf("starting %s: %v\n%s", opts.ExecPath, err, b.output.Tail(40))
+	// The first action starts the browser with the session's lifetime (a
+	// timeout on its context would end the browser with it), so the start
+	// is bounded from outside; then the guard is on before the tab loads
+	// anything.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(tab) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			tb.Fatalf("starting %s: %v\n%s", opts.ExecPath, err, b.output.Tail(40))
+		}
+	case <-time.After(opts.StartTimeout):
+		cancelSession()
+		<-started
+		tb.Fatalf("%s did not start within %s\n%s", opts.ExecPath, opts.StartTimeout, b.output.Tail(40))
 	}
 	if err := guard(tab, b.rec, opts.ActionTimeout); err != nil {
 		tb.Fatalf("enabling request interception: %v", err)
