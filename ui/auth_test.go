@@ -133,8 +133,8 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := e.browser()
-			repo := b.login(tt.user)
-			repo = b.get(repoURL("team/app"))
+			b.login(tt.user)
+			repo := b.get(repoURL("team/app"))
 			if got := len(repo.all("a.delete-link")) > 0; got != tt.link {
 				t.Errorf("delete links shown: %v", got)
 			}
