@@ -92,7 +92,15 @@ func buildTree(names []string) *treeNode {
 		}
 		node.Repos = append(node.Repos, n)
 	}
+	root.sort()
 	return root
+}
+
+func (t *treeNode) sort() {
+	sort.Slice(t.Children, func(i, j int) bool { return t.Children[i].Name < t.Children[j].Name })
+	for _, c := range t.Children {
+		c.sort()
+	}
 }
 
 func (t *treeNode) child(name, prefix string) *treeNode {
@@ -103,7 +111,6 @@ func (t *treeNode) child(name, prefix string) *treeNode {
 	}
 	c := &treeNode{Name: name, Prefix: prefix}
 	t.Children = append(t.Children, c)
-	sort.Slice(t.Children, func(i, j int) bool { return t.Children[i].Name < t.Children[j].Name })
 	return c
 }
 
