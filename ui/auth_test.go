@@ -205,7 +205,13 @@ func (fakeHealth) Ready(context.Context) (bool, string) { return true, "ok" }
 
 type fakeQueue int64
 
-func (q fakeQueue) Depth(context.Context) (int64, error) { return int64(q), nil }
+// Depth is the queue's length; a negative fakeQueue does not report it.
+func (q fakeQueue) Depth(context.Context) (int64, error) {
+	if q < 0 {
+		return 0, ErrNotReported
+	}
+	return int64(q), nil
+}
 
 func TestStorageChartAndStatus(t *testing.T) {
 	e := newTestEnv(t, envOptions{auth: true})
@@ -240,5 +246,12 @@ func TestStorageChartAndStatus(t *testing.T) {
 		if got := text(expectOne(t, s, sel)); !strings.Contains(got, w) {
 			t.Errorf("%s: %q lacks %q", sel, got, w)
 		}
+	}
+	u, err = New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, Webhooks: fakeQueue(-1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(expectOne(t, get("/ui/status"), "section#webhooks")); !strings.Contains(got, "does not report its depth") {
+		t.Errorf("webhooks without depth: %q", got)
 	}
 }

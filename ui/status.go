@@ -126,7 +126,11 @@ func (u *UI) status(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor
 	}
 	if u.webhooks != nil {
 		p.HasQueue = true
-		if p.QueueDepth, err = u.webhooks.Depth(r.Context()); err != nil {
+		p.QueueDepth, err = u.webhooks.Depth(r.Context())
+		switch {
+		case errors.Is(err, ErrNotReported):
+			p.QueueErr = "configured; the queue does not report its depth"
+		case err != nil:
 			u.logger.Warn("ui: webhook queue depth", "err", err)
 			p.QueueErr = "the webhook queue did not answer"
 		}
