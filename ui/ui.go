@@ -78,7 +78,7 @@ func New(opts Options) (*UI, error) {
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.fail(w, r, visitor{}, errForbidden("cross-origin request refused"))
+		u.fail(w, r, u.sessions.visitor(r), errForbidden("cross-origin request refused"))
 	}))
 	u.handler = secure(cop.Handler(http.HandlerFunc(u.serve)))
 	return u, nil
