@@ -105,6 +105,10 @@ func (u *UI) serve(w http.ResponseWriter, r *http.Request) {
 	if rt.page != pageStatic {
 		w.Header().Set("Cache-Control", "no-store")
 	}
+	if v.user != "" && u.access != nil {
+		// The access log and audit name the signed-in user.
+		r = r.WithContext(u.access.WithSessionUser(r.Context(), v.user))
+	}
 	if err := h(w, r, rt, v); err != nil {
 		u.fail(w, r, v, err)
 	}
