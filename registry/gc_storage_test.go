@@ -121,7 +121,9 @@ func (dropTags) UntaggedAge(string) (time.Duration, bool) { return 0, false }
 
 func TestGCStorageReport(t *testing.T) {
 	layer := func(name string) []byte { return []byte("layer " + name + " " + strings.Repeat(name, 37)) }
-	config := func(name string) []byte { return []byte(`{"architecture":"amd64","os":"linux","stratus-test":"` + name + `"}`) }
+	config := func(name string) []byte {
+		return []byte(`{"architecture":"amd64","os":"linux","stratus-test":"` + name + `"}`)
+	}
 	for _, tc := range []struct {
 		name          string
 		keepReferrers bool
