@@ -124,22 +124,15 @@ func TestGCStorageReport(t *testing.T) {
 	config := func(name string) []byte {
 		return []byte(`{"architecture":"amd64","os":"linux","stratus-test":"` + name + `"}`)
 	}
-	for _, tc := range []struct {
-		name          string
-		keepReferrers bool
-		retention     gc.Retention
-		dryRun        bool
-		limit         int // 0: the default bound
-		push          func(tr *testRegistry, m storageModel)
-		check         func(t *testing.T, s *gc.Storage)
-	}{{
+	for _, tc := range []storageCase{{
 		name: "shared base layer counted once in unique bytes and in full in each repository",
 		push: func(tr *testRegistry, m storageModel) {
 			base := layer("base")
 			tr.liveImage(m, "team/a", "v1", config("a"), base, layer("a"))
 			tr.liveImage(m, "team/b", "v1", config("b"), base, layer("b"), layer("b2"))
 		},
-		check: func(t *testing.T, s *gc.Storage) {
+		check: func(t *testing.T, rep *gc.Report) {
+			s := rep.Storage
 			base := int64(len(layer("base")))
 			for _, r := range s.Repositories {
 				if r.Bytes-r.ExclusiveBytes != base {
@@ -189,9 +182,15 @@ func TestGCStorageReport(t *testing.T) {
 			tr.liveImage(m, "app", "v1", config("kept"), layer("kept"))
 			tr.storageImage("app", "v2", config("dropped"), layer("dropped"))
 			tr.expect(tr.do("DELETE", "/v2/app/manifests/v2", nil), 202, "")
-			// A repository whose only image is deleted is not listed.
+			// A repository whose only manifest the API deleted is not
+			// listed (the pass then drops its links and the repository).
 			d, _ := tr.storageImage("gone", "", config("gone"), layer("gone"))
 			tr.expect(tr.do("DELETE", "/v2/gone/manifests/"+d, nil), 202, "")
+		},
+		check: func(t *testing.T, rep *gc.Report) {
+			if rep.ManifestsDeleted != 1 || rep.ReposRemoved != 1 {
+				t.Errorf("the pass deleted %d manifests and %d repositories, want 1 each", rep.ManifestsDeleted, rep.ReposRemoved)
+			}
 		},
 	}, {
 		name:      "retention-deleted tags not counted",
@@ -200,6 +199,11 @@ func TestGCStorageReport(t *testing.T) {
 			tr.liveImage(m, "ci/app", "release-1", config("release"), layer("release"))
 			tr.storageImage("ci/app", "old-1", config("old-1"), layer("old-1"))
 			tr.storageImage("ci/app", "old-2", config("old-2"), layer("old-2"))
+		},
+		check: func(t *testing.T, rep *gc.Report) {
+			if rep.TagsDeleted != 2 || rep.ManifestsDeleted != 2 {
+				t.Errorf("retention deleted %d tags and %d manifests, want 2 each", rep.TagsDeleted, rep.ManifestsDeleted)
+			}
 		},
 	}, {
 		name:      "dry run counts what the pass would keep",
@@ -221,62 +225,81 @@ func TestGCStorageReport(t *testing.T) {
 				tr.liveImage(m, repo, "v1", config(repo), shared, []byte(strings.Repeat("x", 100*(i+1))))
 			}
 		},
-		check: func(t *testing.T, s *gc.Storage) {
+		check: func(t *testing.T, rep *gc.Report) {
+			s := rep.Storage
 			if len(s.Repositories) != 2 || s.Repositories[0].Repository != "r4" || s.OtherRepositories != 3 {
 				t.Errorf("listed %+v and %d others; want r4, r3 and 3 others", s.Repositories, s.OtherRepositories)
 			}
 		},
 	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			store, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			locks := memory.New()
-			t.Cleanup(func() { locks.Close() })
-			cfg := gcConfig("delete")
-			cfg.GC.KeepReferrers = &tc.keepReferrers
-			reg, err := New(context.Background(), cfg, Deps{Storage: store, Locking: locks, Retention: tc.retention})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(checkErrors(t, reg))
-			t.Cleanup(srv.Close)
-			tr := &testRegistry{t: t, srv: srv, store: store}
-			m := storageModel{}
-			tc.push(tr, m)
-			ageOut()
-
-			c, err := gc.New(reg.content, reg.locks, gc.Config{
-				Grace: testGrace, Untagged: "delete", UntaggedAge: testGrace, KeepReferrers: tc.keepReferrers,
-				Concurrency: 4, Retention: tc.retention, StorageRepositories: tc.limit,
-			}, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := c.Run(context.Background(), tc.dryRun)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := m.want(cmp.Or(tc.limit, 1000))
-			if rep.Storage == nil {
-				t.Fatal("the report has no storage section")
-			}
-			assertStorage(t, *rep.Storage, want)
-			if tc.check != nil {
-				tc.check(t, rep.Storage)
-			}
-			// The stored report (what `gc status` and the UI read) has it too.
-			last, err := reg.LastGCReport(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if last.Storage == nil {
-				t.Fatal("the stored report has no storage section")
-			}
-			assertStorage(t, *last.Storage, want)
-		})
+		t.Run(tc.name, tc.run)
 	}
+}
+
+// storageCase is one registry state the storage report is checked on.
+type storageCase struct {
+	name          string
+	keepReferrers bool
+	retention     gc.Retention
+	dryRun        bool
+	limit         int // 0: the default bound
+	// push builds the state and records in m what must count as live.
+	push func(tr *testRegistry, m storageModel)
+	// check, if set, asserts figures of the case in plain arithmetic.
+	check func(t *testing.T, rep *gc.Report)
+}
+
+// run pushes the case's content into a filesystem store through the API,
+// runs one pass and compares its report, and the stored one, with the
+// model.
+func (tc storageCase) run(t *testing.T) {
+	store, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	cfg := gcConfig("delete")
+	cfg.GC.KeepReferrers = &tc.keepReferrers
+	reg, err := New(context.Background(), cfg, Deps{Storage: store, Locking: locks, Retention: tc.retention})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(checkErrors(t, reg))
+	t.Cleanup(srv.Close)
+	tr := &testRegistry{t: t, srv: srv, store: store}
+	m := storageModel{}
+	tc.push(tr, m)
+	ageOut()
+
+	c, err := gc.New(reg.content, reg.locks, gc.Config{
+		Grace: testGrace, Untagged: "delete", UntaggedAge: testGrace, KeepReferrers: tc.keepReferrers,
+		Concurrency: 4, Retention: tc.retention, StorageRepositories: tc.limit,
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Run(context.Background(), tc.dryRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := m.want(cmp.Or(tc.limit, 1000))
+	if rep.Storage == nil {
+		t.Fatal("the report has no storage section")
+	}
+	assertStorage(t, *rep.Storage, want)
+	if tc.check != nil {
+		tc.check(t, rep)
+	}
+	// The stored report (what `gc status` and the UI read) has it too.
+	last, err := reg.LastGCReport(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Storage == nil {
+		t.Fatal("the stored report has no storage section")
+	}
+	assertStorage(t, *last.Storage, want)
 }
 
 func assertStorage(t *testing.T, got, want gc.Storage) {
