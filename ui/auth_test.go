@@ -117,37 +117,44 @@ func TestCrossOriginPostRefused(t *testing.T) {
 func TestDelete(t *testing.T) {
 	e := newTestEnv(t, envOptions{auth: true})
 	e.pushImage("team/app", "v1", imageSpec{layers: [][]byte{layerOf(1)}})
-	e.pushImage("team/app", "v2", imageSpec{layers: [][]byte{layerOf(2)}})
+	v2 := e.pushImage("team/app", "v2", imageSpec{layers: [][]byte{layerOf(2)}})
 	e.pushImage("team/app", "release-1", imageSpec{layers: [][]byte{layerOf(3)}})
 	tests := []struct {
 		name, user, tag string
 		link            bool // the tags table offers a delete link
 		ok              bool
 		msg             string
+		digest          string // delete this manifest instead; tag is its tag
 	}{
-		{"refused for a user without delete", "bob", "v1", false, false, "delete access to repository team/app is not allowed"},
-		{"allowed for an authorised user", "alice", "v1", true, true, "deleted team/app:v1"},
-		{"immutable tag refused", "alice", "release-1", true, false, "immutable"},
-		{"missing tag", "alice", "gone", true, false, "does not exist"},
+		{"refused for a user without delete", "bob", "v1", false, false, "delete access to repository team/app is not allowed", ""},
+		{"allowed for an authorised user", "alice", "v1", true, true, "deleted team/app:v1", ""},
+		{"immutable tag refused", "alice", "release-1", true, false, "immutable", ""},
+		{"missing tag", "alice", "gone", true, false, "does not exist", ""},
+		{"manifest by digest", "alice", "v2", true, true, "deleted team/app@" + v2.Digest.String(), v2.Digest.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := e.browser()
-			repo := b.login(tt.user)
-			repo = b.get(repoURL("team/app"))
+			b.login(tt.user)
+			repo := b.get(repoURL("team/app"))
 			if got := len(repo.all("a.delete-link")) > 0; got != tt.link {
 				t.Errorf("delete links shown: %v", got)
 			}
-			confirm := b.get(deleteURL("team/app") + "?tag=" + tt.tag)
+			target := url.Values{"tag": {tt.tag}}
+			if tt.digest != "" {
+				target = url.Values{"digest": {tt.digest}}
+			}
+			confirm := b.get(deleteURL("team/app") + "?" + target.Encode())
 			if tt.link {
 				expectOne(t, confirm, "form#confirm-delete")
 			} else if confirm.status != http.StatusForbidden {
 				t.Errorf("confirmation page for a user without delete: %d", confirm.status)
 			}
-			if p := b.post(deleteURL("team/app"), url.Values{"tag": {tt.tag}}); p.status != http.StatusForbidden {
+			if p := b.post(deleteURL("team/app"), target); p.status != http.StatusForbidden {
 				t.Errorf("delete without csrf: %d", p.status)
 			}
-			p := b.post(deleteURL("team/app"), url.Values{"tag": {tt.tag}, "csrf": {repo.csrf()}})
+			target.Set("csrf", repo.csrf())
+			p := b.post(deleteURL("team/app"), target)
 			if p.status != http.StatusSeeOther || p.header.Get("Location") != repoURL("team/app") {
 				t.Fatalf("delete: %d %q", p.status, p.header.Get("Location"))
 			}
@@ -166,6 +173,27 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+func TestDeleteWithoutAuth(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	e.pushImage("any/app", "v1", imageSpec{layers: [][]byte{layerOf(1)}})
+	b := e.browser()
+	repo := b.get(repoURL("any/app"))
+	if len(repo.all("a.delete-link")) != 1 {
+		t.Fatalf("no delete link without auth")
+	}
+	if p := b.post(deleteURL("any/app"), url.Values{"tag": {"v1"}, "csrf": {"forged"}}); p.status != http.StatusForbidden {
+		t.Errorf("forged csrf: %d", p.status)
+	}
+	confirm := b.get(attr(repo.all("a.delete-link")[0], "href"))
+	if p := b.post(deleteURL("any/app"), url.Values{"tag": {"v1"}, "csrf": {confirm.csrf()}}); p.status != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s", p.status, p.body)
+	}
+	after := b.get(repoURL("any/app"))
+	if len(after.all("tr.tag-row")) != 0 || len(after.all("p.flash.flash-ok")) != 1 {
+		t.Errorf("tag not deleted: %q", after.texts("p.flash"))
+	}
+}
+
 // fakeGC is a GCReports with a fixed report.
 type fakeGC struct{ rep *registry.GCReport }
 
@@ -177,7 +205,13 @@ func (fakeHealth) Ready(context.Context) (bool, string) { return true, "ok" }
 
 type fakeQueue int64
 
-func (q fakeQueue) Depth(context.Context) (int64, error) { return int64(q), nil }
+// Depth is the queue's length; a negative fakeQueue does not report it.
+func (q fakeQueue) Depth(context.Context) (int64, error) {
+	if q < 0 {
+		return 0, ErrNotReported
+	}
+	return int64(q), nil
+}
 
 func TestStorageChartAndStatus(t *testing.T) {
 	e := newTestEnv(t, envOptions{auth: true})
@@ -212,5 +246,12 @@ func TestStorageChartAndStatus(t *testing.T) {
 		if got := text(expectOne(t, s, sel)); !strings.Contains(got, w) {
 			t.Errorf("%s: %q lacks %q", sel, got, w)
 		}
+	}
+	u, err = New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, Webhooks: fakeQueue(-1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(expectOne(t, get("/ui/status"), "section#webhooks")); !strings.Contains(got, "does not report its depth") {
+		t.Errorf("webhooks without depth: %q", got)
 	}
 }

@@ -104,6 +104,8 @@ const maxAPIAnswer = 64 << 10
 func (u *UI) apiDelete(r *http.Request, v visitor, repo, ref string) (int, string, error) {
 	ctx := r.Context()
 	if u.access != nil {
+		// Set again for anonymous visitors too: whatever credentials the
+		// browser's request carried must not decide the delete.
 		ctx = u.access.WithSessionUser(ctx, v.user)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "/v2/"+repo+"/manifests/"+ref, nil)

@@ -16,8 +16,12 @@ const (
 	dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
-// maxChildrenSized bounds the child manifests an index's size reads.
-const maxChildrenSized = 64
+// maxChildReads bounds the child manifests one tags page reads to size
+// its indexes; indexes past it are marked partial.
+const maxChildReads = 256
+
+// maxPlatformsListed bounds the platforms a tags row names.
+const maxPlatformsListed = 16
 
 // doc is an image manifest or an index: the fields the pages show.
 type doc struct {
@@ -94,10 +98,18 @@ type summary struct {
 	Platforms []string
 }
 
+// sizer summarises the manifests of one tags page, within a budget of
+// child manifest reads.
+type sizer struct {
+	src        Content
+	repo       string
+	childReads int
+}
+
 // summarize reads a manifest (and, for an index, its children) for the
 // tags table.
-func summarize(ctx context.Context, src Content, repo string, d digest.Digest) (summary, error) {
-	m, err := src.Manifest(ctx, repo, d)
+func (z *sizer) summarize(ctx context.Context, d digest.Digest) (summary, error) {
+	m, err := z.src.Manifest(ctx, z.repo, d)
 	if err != nil {
 		return summary{}, err
 	}
@@ -112,12 +124,15 @@ func summarize(ctx context.Context, src Content, repo string, d digest.Digest) (
 	}
 	s.Index, s.Children = true, len(md.Manifests)
 	for i, c := range md.Manifests {
-		s.Platforms = append(s.Platforms, platformString(c.Platform))
-		if i >= maxChildrenSized {
+		if i < maxPlatformsListed {
+			s.Platforms = append(s.Platforms, platformString(c.Platform))
+		}
+		if z.childReads <= 0 {
 			s.Partial = true
 			continue
 		}
-		cm, err := src.Manifest(ctx, repo, c.Digest)
+		z.childReads--
+		cm, err := z.src.Manifest(ctx, z.repo, c.Digest)
 		if errors.Is(err, ErrNotFound) {
 			s.Partial = true
 			continue

@@ -15,9 +15,11 @@ import (
 
 const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
 
-func TestPages(t *testing.T) {
-	e := newTestEnv(t, envOptions{})
-	img := e.pushImage("team/app", "v1", imageSpec{
+// seedPages pushes an image with hostile labels and annotations, a second
+// platform, an index of both and five referrers of the first image.
+func seedPages(t *testing.T) (e *env, img, index v1.Descriptor) {
+	e = newTestEnv(t, envOptions{})
+	img = e.pushImage("team/app", "v1", imageSpec{
 		layers:      [][]byte{layerOf(1), layerOf(3), layerOf(6)},
 		labels:      map[string]string{"evil": hostile, "org.opencontainers.image.title": "app"},
 		env:         []string{"PATH=/usr/bin", "API_TOKEN=hunter2"},
@@ -25,23 +27,30 @@ func TestPages(t *testing.T) {
 	})
 	arm := e.pushImage("team/app", "", imageSpec{layers: [][]byte{layerOf(2)}, os: "linux", arch: "arm64"})
 	idx, _ := json.Marshal(v1.Index{Versioned: specsV2(), MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{img, arm}})
-	index := e.pushManifest("team/app", "multi", v1.MediaTypeImageIndex, idx)
+	index = e.pushManifest("team/app", "multi", v1.MediaTypeImageIndex, idx)
 	e.pushReferrer("team/app", img, "application/vnd.dev.cosign.artifact.sig.v1+json", "application/octet-stream", []byte("sig"))
 	e.pushReferrer("team/app", img, "application/spdx+json", "application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`))
 	e.pushReferrer("team/app", img, "application/sarif+json", "application/sarif+json", []byte(sarifReport))
 	e.pushReferrer("team/app", img, "application/vnd.example.other", "application/octet-stream", []byte("x"))
-	b := e.browser()
+	// Trivy's JSON under a type of the pusher's choosing: found by content.
+	e.pushReferrer("team/app", img, "application/vnd.example.report", "application/json",
+		[]byte(`{"SchemaVersion":2,"Results":[{"Vulnerabilities":[{"Severity":"HIGH"},{"Severity":"HIGH"}]}]}`))
+	return e, img, index
+}
 
-	tests := []struct {
-		name  string
-		path  string
-		check func(t *testing.T, p htmlPage)
-	}{
-		{"repositories list and tree", "/ui/", func(t *testing.T, p htmlPage) {
-			want(t, p.texts("a.repo-link"), []string{"team/app"})
-			want(t, p.texts("a.ns-link"), []string{"team/"})
-			expectOne(t, p, "form#repo-search")
-		}},
+type pageCase struct {
+	name  string
+	path  string
+	check func(t *testing.T, p htmlPage)
+}
+
+// pageCases are the pages of the seedPages content and what each shows.
+func pageCases(e *env, img, index v1.Descriptor) []pageCase {
+	return []pageCase{{"repositories list and tree", "/ui/", func(t *testing.T, p htmlPage) {
+		want(t, p.texts("a.repo-link"), []string{"team/app"})
+		want(t, p.texts("a.ns-link"), []string{"team/"})
+		expectOne(t, p, "form#repo-search")
+	}},
 		{"repository tags", "/ui/r/team/app/", func(t *testing.T, p htmlPage) {
 			want(t, p.texts("a.tag-link"), []string{"multi", "v1"})
 			if n := len(p.all("code.pull-cmd")); n != 6 {
@@ -87,10 +96,11 @@ func TestPages(t *testing.T) {
 				kinds = append(kinds, attr(n, "data-kind"))
 			}
 			slices.Sort(kinds)
-			want(t, kinds, []string{"other", "sbom", "scan", "signature"})
+			want(t, kinds, []string{"other", "sbom", "scan", "scan", "signature"})
 			sum := p.texts("span.scan-summary")
-			if len(sum) != 1 || !strings.Contains(sum[0], "critical 1") || !strings.Contains(sum[0], "medium 2") {
-				t.Errorf("scan summary: %q", sum)
+			slices.Sort(sum)
+			if len(sum) != 2 || !strings.Contains(sum[0], "SARIF: critical 1") || !strings.Contains(sum[0], "medium 2") || !strings.Contains(sum[1], "Trivy: high 2") {
+				t.Errorf("scan summaries: %q", sum)
 			}
 		}},
 		{"storage before any GC", "/ui/storage", func(t *testing.T, p htmlPage) {
@@ -107,7 +117,12 @@ func TestPages(t *testing.T) {
 			}
 		}},
 	}
-	for _, tt := range tests {
+}
+
+func TestPages(t *testing.T) {
+	e, img, index := seedPages(t)
+	b := e.browser()
+	for _, tt := range pageCases(e, img, index) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := b.get(tt.path)
 			if p.status != http.StatusOK {
@@ -121,33 +136,34 @@ func TestPages(t *testing.T) {
 			tt.check(t, p)
 		})
 	}
+}
 
-	t.Run("hostile values are escaped", func(t *testing.T) {
-		for _, path := range []string{"/ui/r/team/app/-/manifest/" + img.Digest.String()} {
-			p := b.get(path)
-			if strings.Contains(p.body, "<script>alert") || strings.Contains(p.body, "<img src=x") {
-				t.Errorf("%s renders hostile markup unescaped", path)
-			}
-			if !strings.Contains(p.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
-				t.Errorf("%s does not show the escaped label", path)
-			}
-			for _, a := range p.all("a") {
-				if strings.HasPrefix(strings.ToLower(attr(a, "href")), "javascript:") {
-					t.Errorf("javascript: link rendered: %q", attr(a, "href"))
-				}
-			}
-			if len(p.all("script")) != 1 || attr(p.all("script")[0], "src") != "/ui/static/ui.js" {
-				t.Errorf("a script element other than the UI's own")
-			}
+func TestPagesEscapeHostileValues(t *testing.T) {
+	e, img, _ := seedPages(t)
+	p := e.browser().get("/ui/r/team/app/-/manifest/" + img.Digest.String())
+	if strings.Contains(p.body, "<script>alert") || strings.Contains(p.body, "<img src=x") {
+		t.Errorf("hostile markup rendered unescaped")
+	}
+	if !strings.Contains(p.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the escaped label is not shown")
+	}
+	for _, a := range p.all("a") {
+		if strings.HasPrefix(strings.ToLower(attr(a, "href")), "javascript:") {
+			t.Errorf("javascript: link rendered: %q", attr(a, "href"))
 		}
-	})
-	t.Run("tag redirects to its manifest", func(t *testing.T) {
-		p := b.get("/ui/r/team/app/-/tag/v1")
-		if p.status != http.StatusSeeOther || p.header.Get("Location") != manifestURL("team/app", img.Digest) {
-			t.Errorf("got %d %q", p.status, p.header.Get("Location"))
-		}
-		checkHeaders(t, p, true)
-	})
+	}
+	if s := p.all("script"); len(s) != 1 || attr(s[0], "src") != "/ui/static/ui.js" {
+		t.Errorf("a script element other than the UI's own")
+	}
+}
+
+func TestTagRedirect(t *testing.T) {
+	e, img, _ := seedPages(t)
+	p := e.browser().get("/ui/r/team/app/-/tag/v1")
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != manifestURL("team/app", img.Digest) {
+		t.Errorf("got %d %q", p.status, p.header.Get("Location"))
+	}
+	checkHeaders(t, p, true)
 }
 
 func TestStoragePage(t *testing.T) {

@@ -59,13 +59,12 @@ func parsePages() (*pages, error) {
 
 // layout is what the shared frame shows around every page.
 type layout struct {
-	Title    string
-	User     string
-	AuthOn   bool
-	CSRF     string
-	Flash    *flash
-	Body     any
-	BasePath string
+	Title  string
+	User   string
+	AuthOn bool
+	CSRF   string
+	Flash  *flash
+	Body   any
 }
 
 // render executes a page into a buffer first, so a template error never
@@ -88,7 +87,7 @@ func (u *UI) renderWith(w http.ResponseWriter, r *http.Request, v visitor, statu
 		f = u.takeFlash(w, r)
 	}
 	data := layout{Title: title, User: v.user, AuthOn: u.access != nil, CSRF: u.sessions.csrf(v.binding),
-		Flash: f, Body: body, BasePath: Prefix}
+		Flash: f, Body: body}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
 		u.logger.Error("ui: render failed", "template", name, "err", err)

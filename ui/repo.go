@@ -14,7 +14,6 @@ const defaultTagPage = 25
 
 type repoPage struct {
 	Repo      string
-	Host      string
 	Tags      []tagRow
 	Next      string
 	CanDelete bool
@@ -60,10 +59,11 @@ func (u *UI) repository(w http.ResponseWriter, r *http.Request, rt uiRoute, v vi
 	if err != nil {
 		return err
 	}
-	p := repoPage{Repo: rt.repo, Host: r.Host, CanDelete: u.canDelete(r, v, rt.repo)}
+	p := repoPage{Repo: rt.repo, CanDelete: u.canDelete(r, v, rt.repo)}
+	sz := &sizer{src: u.src, repo: rt.repo, childReads: maxChildReads}
 	for _, t := range tags {
 		row := tagRow{Tag: t, Pull: pullCommands(r.Host, rt.repo, t.Name)}
-		s, err := summarize(r.Context(), u.src, rt.repo, t.Digest)
+		s, err := sz.summarize(r.Context(), t.Digest)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return r.Context().Err()

@@ -16,6 +16,8 @@ const (
 	// maxScanned bounds the catalog names one page looks at while it
 	// skips repositories the visitor may not see.
 	maxScanned = 2000
+	// catalogBatch is the smallest catalog read while filtering.
+	catalogBatch = 100
 )
 
 // pageSize reads ?n=, bounded; a bad value is a 400, not a silent default.
@@ -36,8 +38,39 @@ type reposPage struct {
 	Repos []string
 	Tree  *treeNode
 	Next  string // href of the next page, "" on the last
-	// Scanned reports that the page stopped at the scan bound.
+	// Truncated reports that the page stopped at the scan bound.
 	Truncated bool
+}
+
+// visibleRepos appends to out up to n names after last that the visitor
+// may pull, reading the catalog in batches and looking at no more than
+// maxScanned names. cursor is where the next page starts; more reports
+// that names may follow it.
+func (u *UI) visibleRepos(r *http.Request, v visitor, prefix, last string, n int, out *[]string) (cursor string, more bool, err error) {
+	cursor, more = last, true
+	for scanned := 0; more && len(*out) < n && scanned < maxScanned; {
+		var names []string
+		batch := min(max(n-len(*out), catalogBatch), maxScanned-scanned)
+		names, more, err = u.src.Repositories(r.Context(), prefix, cursor, batch)
+		if err != nil {
+			return "", false, err
+		}
+		for i, name := range names {
+			scanned++
+			cursor = name
+			if u.canPull(r, v, name) {
+				*out = append(*out, name)
+			}
+			if len(*out) == n {
+				more = more || i < len(names)-1
+				break
+			}
+		}
+		if len(names) == 0 {
+			more = false
+		}
+	}
+	return cursor, more, nil
 }
 
 // treeNode is one namespace level of the organisation tree.
@@ -59,7 +92,15 @@ func buildTree(names []string) *treeNode {
 		}
 		node.Repos = append(node.Repos, n)
 	}
+	root.sort()
 	return root
+}
+
+func (t *treeNode) sort() {
+	sort.Slice(t.Children, func(i, j int) bool { return t.Children[i].Name < t.Children[j].Name })
+	for _, c := range t.Children {
+		c.sort()
+	}
 }
 
 func (t *treeNode) child(name, prefix string) *treeNode {
@@ -70,7 +111,6 @@ func (t *treeNode) child(name, prefix string) *treeNode {
 	}
 	c := &treeNode{Name: name, Prefix: prefix}
 	t.Children = append(t.Children, c)
-	sort.Slice(t.Children, func(i, j int) bool { return t.Children[i].Name < t.Children[j].Name })
 	return c
 }
 
@@ -85,25 +125,9 @@ func (u *UI) repositories(w http.ResponseWriter, r *http.Request, _ uiRoute, v v
 		return err
 	}
 	p := reposPage{Query: prefix, Repos: []string{}}
-	scanned, more := 0, true
-	cursor := last
-	for more && len(p.Repos) < n && scanned < maxScanned {
-		var names []string
-		names, more, err = u.src.Repositories(r.Context(), prefix, cursor, min(n-len(p.Repos), maxScanned-scanned))
-		if err != nil {
-			return err
-		}
-		scanned += len(names)
-		for _, name := range names {
-			if u.canPull(r, v, name) {
-				p.Repos = append(p.Repos, name)
-			}
-		}
-		if len(names) == 0 {
-			more = false
-		} else {
-			cursor = names[len(names)-1]
-		}
+	cursor, more, err := u.visibleRepos(r, v, prefix, last, n, &p.Repos)
+	if err != nil {
+		return err
 	}
 	if more {
 		next := url.Values{"last": {cursor}}

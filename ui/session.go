@@ -71,8 +71,7 @@ func (s *sessions) verify(v string) (string, bool) {
 	if len(parts) != 3 {
 		return "", false
 	}
-	sig, err := b64.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(sig, s.mac("session", parts[0], parts[1])) {
+	if !s.checkMAC(parts[2], "session", parts[0], parts[1]) {
 		return "", false
 	}
 	exp, err := strconv.ParseInt(parts[1], 10, 64)
@@ -96,10 +95,10 @@ func (s *sessions) checkCSRF(binding, token string) bool {
 	return binding != "" && s.checkMAC(token, "csrf", binding)
 }
 
-// checkMAC reports whether sig (base64) is the MAC of parts.
+// checkMAC reports whether sig is the MAC of parts in its one canonical
+// encoding (the decoder would also accept line breaks inside it).
 func (s *sessions) checkMAC(sig string, parts ...string) bool {
-	got, err := b64.DecodeString(sig)
-	return err == nil && len(got) > 0 && hmac.Equal(got, s.mac(parts...))
+	return sig != "" && hmac.Equal([]byte(sig), []byte(b64.EncodeToString(s.mac(parts...))))
 }
 
 // visitor is who is asking, as the cookies say.

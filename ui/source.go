@@ -85,8 +85,13 @@ type Health interface {
 
 // WebhookQueue reports how many webhook deliveries wait.
 type WebhookQueue interface {
+	// Depth returns ErrNotReported when webhooks are configured but the
+	// queue cannot tell its depth.
 	Depth(ctx context.Context) (int64, error)
 }
+
+// ErrNotReported: a configured service does not report the figure asked.
+var ErrNotReported = errors.New("not reported")
 
 // Access is the auth the UI shares with the API; *auth.Authorizer is one.
 type Access interface {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/registry/gc"
 	"github.com/stratus-registry/stratus/storage"
 )
 
@@ -37,7 +38,6 @@ type storageRow struct {
 	// bar is Bytes, its darker part ExclusiveBytes.
 	Y, W, EW float64
 	TextY    int
-	Visible  bool
 	// Repos counts the repositories of the "other" row.
 	Repos int
 }
@@ -61,43 +61,49 @@ func (u *UI) storage(w http.ResponseWriter, r *http.Request, _ uiRoute, v visito
 	}
 	p := storagePage{Report: rep}
 	if rep != nil && rep.Storage != nil {
-		p.Unique = rep.Storage.UniqueBytes
-		var largest int64
-		for _, rs := range rep.Storage.Repositories {
-			largest = max(largest, rs.Bytes)
-		}
-		for _, rs := range rep.Storage.Repositories {
-			// Repositories the visitor may not pull are summed with the
-			// rest: their names are not the visitor's to see.
-			if len(p.Rows) >= chartBars || !u.canPull(r, v, rs.Repository) {
-				p.addOther(rs.Bytes, 0)
-				continue
-			}
-			row := storageRow{Repo: rs.Repository, Bytes: rs.Bytes, Exclusive: rs.ExclusiveBytes, Blobs: rs.Blobs, Manifests: rs.Manifests, Visible: true}
-			if largest > 0 {
-				row.W = chartW * float64(rs.Bytes) / float64(largest)
-				row.EW = chartW * float64(min(rs.ExclusiveBytes, rs.Bytes)) / float64(largest)
-			}
-			row.Y = float64(len(p.Rows) * (barH + barGap))
-			row.TextY = len(p.Rows)*(barH+barGap) + barH - 5
-			p.Rows = append(p.Rows, row)
-		}
-		if rep.Storage.OtherRepositories > 0 {
-			p.addOther(rep.Storage.OtherBytes, rep.Storage.OtherRepositories-1)
-		}
-		p.Height = max(len(p.Rows)*(barH+barGap), barH)
+		u.chart(r, v, rep.Storage, &p)
 	}
 	u.render(w, r, v, http.StatusOK, "storage", "Storage", p)
 	return nil
 }
 
-// addOther sums n+1 repositories into the "other" row.
+// chart lays out the bars of the repositories the visitor may pull,
+// scaled to the largest of them. The others are summed in one row: their
+// names are not the visitor's to see.
+func (u *UI) chart(r *http.Request, v visitor, st *gc.Storage, p *storagePage) {
+	p.Unique = st.UniqueBytes
+	var largest int64
+	for _, rs := range st.Repositories {
+		if len(p.Rows) >= chartBars || !u.canPull(r, v, rs.Repository) {
+			p.addOther(rs.Bytes, 1)
+			continue
+		}
+		largest = max(largest, rs.Bytes)
+		p.Rows = append(p.Rows, storageRow{Repo: rs.Repository, Bytes: rs.Bytes, Exclusive: min(rs.ExclusiveBytes, rs.Bytes),
+			Blobs: rs.Blobs, Manifests: rs.Manifests})
+	}
+	if st.OtherRepositories > 0 {
+		p.addOther(st.OtherBytes, st.OtherRepositories)
+	}
+	for i := range p.Rows {
+		row := &p.Rows[i]
+		if largest > 0 {
+			row.W = chartW * float64(row.Bytes) / float64(largest)
+			row.EW = chartW * float64(row.Exclusive) / float64(largest)
+		}
+		row.Y = float64(i * (barH + barGap))
+		row.TextY = i*(barH+barGap) + barH - 5
+	}
+	p.Height = max(len(p.Rows)*(barH+barGap), barH)
+}
+
+// addOther sums n repositories into the "other" row.
 func (p *storagePage) addOther(bytes int64, n int) {
 	if p.Other == nil {
 		p.Other = &storageRow{Repo: "other repositories"}
 	}
 	p.Other.Bytes += bytes
-	p.Other.Repos += n + 1
+	p.Other.Repos += n
 }
 
 type statusPage struct {
@@ -126,7 +132,11 @@ func (u *UI) status(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor
 	}
 	if u.webhooks != nil {
 		p.HasQueue = true
-		if p.QueueDepth, err = u.webhooks.Depth(r.Context()); err != nil {
+		p.QueueDepth, err = u.webhooks.Depth(r.Context())
+		switch {
+		case errors.Is(err, ErrNotReported):
+			p.QueueErr = "configured; the queue does not report its depth"
+		case err != nil:
 			u.logger.Warn("ui: webhook queue depth", "err", err)
 			p.QueueErr = "the webhook queue did not answer"
 		}

@@ -78,7 +78,7 @@ func New(opts Options) (*UI, error) {
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.fail(w, r, visitor{}, errForbidden("cross-origin request refused"))
+		u.fail(w, r, u.sessions.visitor(r), errForbidden("cross-origin request refused"))
 	}))
 	u.handler = secure(cop.Handler(http.HandlerFunc(u.serve)))
 	return u, nil
@@ -104,6 +104,10 @@ func (u *UI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.page != pageStatic {
 		w.Header().Set("Cache-Control", "no-store")
+	}
+	if v.user != "" && u.access != nil {
+		// The access log and audit name the signed-in user.
+		r = r.WithContext(u.access.WithSessionUser(r.Context(), v.user))
 	}
 	if err := h(w, r, rt, v); err != nil {
 		u.fail(w, r, v, err)

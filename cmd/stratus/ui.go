@@ -125,8 +125,9 @@ func (h uiHealth) Ready(ctx context.Context) (bool, string) {
 	return st.status == http.StatusOK, st.body
 }
 
-// webhookQueue is the notifier's queue depth when it reports one; nil
-// (shown as "not configured") otherwise.
+// webhookQueue is the notifier's queue when webhooks are configured (nil,
+// shown as "not configured", otherwise). A notifier without a Depth
+// method is reported as configured with an unknown depth.
 func webhookQueue(reg *registry.Registry) ui.WebhookQueue {
 	s, ok := reg.EventSink().(*eventSink)
 	if !ok || s.n == nil {
@@ -135,5 +136,9 @@ func webhookQueue(reg *registry.Registry) ui.WebhookQueue {
 	if q, ok := any(s.n).(ui.WebhookQueue); ok {
 		return q
 	}
-	return nil
+	return depthUnknown{}
 }
+
+type depthUnknown struct{}
+
+func (depthUnknown) Depth(context.Context) (int64, error) { return 0, ui.ErrNotReported }
