@@ -52,7 +52,8 @@ func TestUIInBrowser(t *testing.T) {
 	// violations) fails the test in browser.Start's cleanup.
 }
 
-// uiDriver holds the steps the flow repeats.
+// uiDriver is the browser flow: the steps of TestUIInBrowser and the
+// helpers they share.
 type uiDriver struct {
 	t       *testing.T
 	b       *browser.Browser
@@ -61,124 +62,6 @@ type uiDriver struct {
 }
 
 func (u *uiDriver) url(path string) string { return u.ui.srv.URL() + path }
-
-// loads runs trigger and waits for the page it navigates to.
-func (u *uiDriver) loads(trigger chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.WaitEvent(page.LoadEventFired, nil, trigger)(ctx, t)
-		return chromedp.Void{}, err
-	}
-}
-
-func (u *uiDriver) login(user string) {
-	u.t.Helper()
-	u.b.Do("open login", chromedp.Navigate(u.url("/ui/")), u.loads(chromedp.Click(chromedp.CSS("a#nav-login"))),
-		chromedp.WaitVisible(chromedp.CSS("form#login")))
-	u.b.Do("fill login",
-		chromedp.SendKeys(chromedp.CSS("form#login input[name=username]"), user),
-		chromedp.SendKeys(chromedp.CSS("form#login input[name=password]"), authUsers[user]))
-	u.b.Screenshot("login-" + user)
-	u.b.Do("submit login", u.loads(chromedp.Click(chromedp.CSS("form#login button[type=submit]"))),
-		chromedp.WaitVisible(chromedp.CSS("span#nav-user")))
-	if got := strings.TrimSpace(browser.Run(u.b, "nav user", chromedp.Text(chromedp.CSS("span#nav-user")))); got != user {
-		u.t.Errorf("signed in as %q, want %q", got, user)
-	}
-}
-
-// texts are the trimmed text contents of the elements matching css.
-func (u *uiDriver) texts(css string) []string {
-	u.t.Helper()
-	return browser.Run(u.b, "texts of "+css, chromedp.Evaluate[[]string](
-		`Array.from(document.querySelectorAll(`+strconv.Quote(css)+`)).map(e => e.textContent.trim())`))
-}
-
-func (u *uiDriver) wantTexts(css string, want ...string) {
-	u.t.Helper()
-	got := u.texts(css)
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		u.t.Errorf("%s: %q, want %q", css, got, want)
-	}
-}
-
-func (u *uiDriver) count(css string) int {
-	u.t.Helper()
-	return browser.Run(u.b, "count "+css, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(css)+`).length`))
-}
-
-func (u *uiDriver) mustExist(css string) {
-	u.t.Helper()
-	if u.count(css) == 0 {
-		u.t.Errorf("no %s on %s", css, browser.Run(u.b, "location", chromedp.Location()))
-	}
-}
-
-// linkWithText selects the first element matching css whose text is text.
-func (u *uiDriver) linkWithText(css, text string) chromedp.JSPath {
-	return chromedp.JSPath(fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).find(e => e.textContent.trim() === %s)`,
-		strconv.Quote(css), strconv.Quote(text)))
-}
-
-// keep copies a screenshot to docs/screenshots/name when
-// UpdateScreenshotsEnv is 1.
-func (u *uiDriver) keep(shot, name string) {
-	u.t.Helper()
-	if os.Getenv(UpdateScreenshotsEnv) != "1" {
-		return
-	}
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	dst := filepath.Join("..", "docs", "screenshots", name)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		u.t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, png, 0o644); err != nil {
-		u.t.Fatal(err)
-	}
-	u.t.Logf("updated %s", dst)
-}
-
-// numbersIn returns the integers in s, sorted.
-func numbersIn(s string) []int {
-	var ns []int
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
-		if n, err := strconv.Atoi(f); err == nil {
-			ns = append(ns, n)
-		}
-	}
-	slices.Sort(ns)
-	return ns
-}
-
-// apiTags is GET /v2/<repo>/tags/list as alice.
-func apiTags(t *testing.T, srv *server, repo string) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v2/"+(&url.URL{Path: repo}).EscapedPath()+"/tags/list", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth("alice", authUsers["alice"])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET tags/list of %s: %s", repo, resp.Status)
-	}
-	var body struct {
-		Tags []string `json:"tags"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(body.Tags)
-	return body.Tags
-}
 
 // anonymousSeesPublic: a visitor who is not signed in sees only the
 // public repository, and a browser asking for / lands on the UI.
@@ -198,17 +81,12 @@ func (u *uiDriver) anonymousSeesPublic() {
 	if n := u.count("tr.tag-row"); n != 0 {
 		t.Errorf("an anonymous visitor sees %d tags of acme/app", n)
 	}
-	status := browser.Run(b, "status", chromedp.Evaluate[int](`performance.getEntriesByType("navigation")[0].responseStatus`))
+	status := u.documentStatus()
 	if status < 400 || status > 499 {
 		t.Errorf("anonymous acme/app page answered %d, want a 4xx", status)
 	}
 	b.Screenshot("anonymous-hidden-repository")
-	// The browser logs the 4xx document: the one console entry expected.
-	for _, m := range b.Drain().Console {
-		if !strings.Contains(m.Text, strconv.Itoa(status)) || m.URL != u.url("/ui/r/acme/app/") {
-			t.Errorf("console: %s", m)
-		}
-	}
+	u.drainStatusEntry(status, u.url("/ui/r/acme/app/"))
 }
 
 // aliceLogsIn: alice signs in through the form, sees every repository she
@@ -388,22 +266,152 @@ func (u *uiDriver) bobMayNotDelete() {
 	// Refused either outright (403) or, as the contract has it for the
 	// delete form, back on the repository page with an error flash; never
 	// with a success flash.
-	status := browser.Run(b, "status", chromedp.Evaluate[int](`performance.getEntriesByType("navigation")[0].responseStatus`))
+	status := u.documentStatus()
 	flashErr, flashOK := u.count(".flash.flash-error"), u.count(".flash.flash-ok")
 	if flashOK != 0 || (status != http.StatusForbidden && flashErr == 0) {
 		t.Errorf("bob's delete: status %d, %d error and %d success flashes; want a refusal", status, flashErr, flashOK)
 	}
 	b.Screenshot("bob-delete-refused")
 	if status == http.StatusForbidden {
-		// A 403 document is logged by the browser: the one console entry
-		// this step expects.
-		for _, m := range b.Drain().Console {
-			if !strings.Contains(m.Text, "403") {
-				t.Errorf("console: %s", m)
-			}
-		}
+		u.drainStatusEntry(status, u.url("/ui/r/acme/app/-/delete"))
 	}
 	if tags := apiTags(t, u.ui.srv, "acme/app"); !slices.Equal(tags, []string{"v1"}) {
 		t.Errorf("tags/list after bob's refused delete: %v, want [v1]", tags)
+	}
+}
+
+// loads runs trigger and waits for the page it navigates to.
+func (u *uiDriver) loads(trigger chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.WaitEvent(page.LoadEventFired, nil, trigger)(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+func (u *uiDriver) login(user string) {
+	u.t.Helper()
+	u.b.Do("open login", chromedp.Navigate(u.url("/ui/")), u.loads(chromedp.Click(chromedp.CSS("a#nav-login"))),
+		chromedp.WaitVisible(chromedp.CSS("form#login")))
+	u.b.Do("fill login",
+		chromedp.SendKeys(chromedp.CSS("form#login input[name=username]"), user),
+		chromedp.SendKeys(chromedp.CSS("form#login input[name=password]"), authUsers[user]))
+	u.b.Screenshot("login-" + user)
+	u.b.Do("submit login", u.loads(chromedp.Click(chromedp.CSS("form#login button[type=submit]"))),
+		chromedp.WaitVisible(chromedp.CSS("span#nav-user")))
+	if got := strings.TrimSpace(browser.Run(u.b, "nav user", chromedp.Text(chromedp.CSS("span#nav-user")))); got != user {
+		u.t.Errorf("signed in as %q, want %q", got, user)
+	}
+}
+
+// texts are the trimmed text contents of the elements matching css.
+func (u *uiDriver) texts(css string) []string {
+	u.t.Helper()
+	return browser.Run(u.b, "texts of "+css, chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll(`+strconv.Quote(css)+`)).map(e => e.textContent.trim())`))
+}
+
+func (u *uiDriver) wantTexts(css string, want ...string) {
+	u.t.Helper()
+	got := u.texts(css)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		u.t.Errorf("%s: %q, want %q", css, got, want)
+	}
+}
+
+func (u *uiDriver) count(css string) int {
+	u.t.Helper()
+	return browser.Run(u.b, "count "+css, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(css)+`).length`))
+}
+
+func (u *uiDriver) mustExist(css string) {
+	u.t.Helper()
+	if u.count(css) == 0 {
+		u.t.Errorf("no %s on %s", css, browser.Run(u.b, "location", chromedp.Location()))
+	}
+}
+
+// linkWithText selects the first element matching css whose text is text.
+func (u *uiDriver) linkWithText(css, text string) chromedp.JSPath {
+	return chromedp.JSPath(fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).find(e => e.textContent.trim() === %s)`,
+		strconv.Quote(css), strconv.Quote(text)))
+}
+
+// keep copies a screenshot to docs/screenshots/name when
+// UpdateScreenshotsEnv is 1.
+func (u *uiDriver) keep(shot, name string) {
+	u.t.Helper()
+	if os.Getenv(UpdateScreenshotsEnv) != "1" {
+		return
+	}
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	dst := filepath.Join("..", "docs", "screenshots", name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, png, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+	u.t.Logf("updated %s", dst)
+}
+
+// numbersIn returns the integers in s, sorted.
+func numbersIn(s string) []int {
+	var ns []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		if n, err := strconv.Atoi(f); err == nil {
+			ns = append(ns, n)
+		}
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// apiTags is GET /v2/<repo>/tags/list as alice.
+func apiTags(t *testing.T, srv *server, repo string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v2/"+(&url.URL{Path: repo}).EscapedPath()+"/tags/list", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("alice", authUsers["alice"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET tags/list of %s: %s", repo, resp.Status)
+	}
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(body.Tags)
+	return body.Tags
+}
+
+// documentStatus is the HTTP status of the page the tab shows.
+func (u *uiDriver) documentStatus() int {
+	u.t.Helper()
+	return browser.Run(u.b, "document status", chromedp.Evaluate[int](`performance.getEntriesByType("navigation")[0].responseStatus`))
+}
+
+// drainStatusEntry takes the browser's console findings after a page that
+// answered an expected 4xx: the browser logs that load as a failure, and
+// any other finding is an error of the test.
+func (u *uiDriver) drainStatusEntry(status int, pageURL string) {
+	u.t.Helper()
+	for _, m := range u.b.Drain().Console {
+		if !strings.Contains(m.Text, strconv.Itoa(status)) || m.URL != pageURL {
+			u.t.Errorf("console: %s", m)
+		}
 	}
 }
