@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -203,14 +204,14 @@ type fakeHealth struct{}
 
 func (fakeHealth) Ready(context.Context) (bool, string) { return true, "ok" }
 
-type fakeQueue int64
+// fakeQueue is a WebhookQueue; nil answers with an error.
+type fakeQueue map[string]int64
 
-// Depth is the queue's length; a negative fakeQueue does not report it.
-func (q fakeQueue) Depth(context.Context) (int64, error) {
-	if q < 0 {
-		return 0, ErrNotReported
+func (q fakeQueue) Depth(context.Context) (map[string]int64, error) {
+	if q == nil {
+		return nil, errors.New("redis down")
 	}
-	return int64(q), nil
+	return q, nil
 }
 
 func TestStorageChartAndStatus(t *testing.T) {
@@ -222,7 +223,7 @@ func TestStorageChartAndStatus(t *testing.T) {
 			{Repository: "public/base", Bytes: 3000, ExclusiveBytes: 3000, Blobs: 2, Manifests: 1},
 			{Repository: "secret/x", Bytes: 100, ExclusiveBytes: 100, Blobs: 1, Manifests: 1},
 		}}}
-	u, err := New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, GC: fakeGC{rep}, Health: fakeHealth{}, Webhooks: fakeQueue(7), Access: e.authz})
+	u, err := New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, GC: fakeGC{rep}, Health: fakeHealth{}, Webhooks: fakeQueue{"ci": 3, "audit": 4}, Access: e.authz})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +248,21 @@ func TestStorageChartAndStatus(t *testing.T) {
 			t.Errorf("%s: %q lacks %q", sel, got, w)
 		}
 	}
-	u, err = New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, Webhooks: fakeQueue(-1)})
+	if got := text(expectOne(t, s, "section#webhooks")); !strings.Contains(got, "audit4") || !strings.Contains(got, "ci3") {
+		t.Errorf("webhook endpoints: %q", got)
+	}
+	u, err = New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, Webhooks: fakeQueue(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := text(expectOne(t, get("/ui/status"), "section#webhooks")); !strings.Contains(got, "does not report its depth") {
-		t.Errorf("webhooks without depth: %q", got)
+	if got := text(expectOne(t, get("/ui/status"), "section#webhooks")); !strings.Contains(got, "did not answer") {
+		t.Errorf("webhooks whose queue fails: %q", got)
+	}
+	rep.Storage = nil
+	if u, err = New(Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, GC: fakeGC{rep}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("/ui/storage"); !strings.Contains(got.body, "recorded no storage figures") || len(got.all("svg#storage-chart")) != 0 {
+		t.Errorf("a report without storage figures: %s", got.body)
 	}
 }

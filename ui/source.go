@@ -83,15 +83,11 @@ type Health interface {
 	Ready(ctx context.Context) (ok bool, detail string)
 }
 
-// WebhookQueue reports how many webhook deliveries wait.
+// WebhookQueue reports how many webhook deliveries wait, by endpoint
+// name; *notifications.Notifier is one.
 type WebhookQueue interface {
-	// Depth returns ErrNotReported when webhooks are configured but the
-	// queue cannot tell its depth.
-	Depth(ctx context.Context) (int64, error)
+	Depth(ctx context.Context) (map[string]int64, error)
 }
-
-// ErrNotReported: a configured service does not report the figure asked.
-var ErrNotReported = errors.New("not reported")
 
 // Access is the auth the UI shares with the API; *auth.Authorizer is one.
 type Access interface {

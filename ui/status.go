@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/stratus-registry/stratus/registry"
@@ -114,7 +115,13 @@ type statusPage struct {
 	HasHealth  bool
 	HasQueue   bool
 	QueueDepth int64
+	Endpoints  []endpointDepth
 	QueueErr   string
+}
+
+type endpointDepth struct {
+	Name    string
+	Waiting int64
 }
 
 func (u *UI) status(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor) error {
@@ -132,14 +139,16 @@ func (u *UI) status(w http.ResponseWriter, r *http.Request, _ uiRoute, v visitor
 	}
 	if u.webhooks != nil {
 		p.HasQueue = true
-		p.QueueDepth, err = u.webhooks.Depth(r.Context())
-		switch {
-		case errors.Is(err, ErrNotReported):
-			p.QueueErr = "configured; the queue does not report its depth"
-		case err != nil:
+		depth, err := u.webhooks.Depth(r.Context())
+		if err != nil {
 			u.logger.Warn("ui: webhook queue depth", "err", err)
 			p.QueueErr = "the webhook queue did not answer"
 		}
+		for name, n := range depth {
+			p.Endpoints = append(p.Endpoints, endpointDepth{name, n})
+			p.QueueDepth += n
+		}
+		sort.Slice(p.Endpoints, func(i, j int) bool { return p.Endpoints[i].Name < p.Endpoints[j].Name })
 	}
 	u.render(w, r, v, http.StatusOK, "status", "Status", p)
 	return nil

@@ -125,20 +125,11 @@ func (h uiHealth) Ready(ctx context.Context) (bool, string) {
 	return st.status == http.StatusOK, st.body
 }
 
-// webhookQueue is the notifier's queue when webhooks are configured (nil,
-// shown as "not configured", otherwise). A notifier without a Depth
-// method is reported as configured with an unknown depth.
+// webhookQueue is the notifier's queue when webhooks are configured; nil
+// (shown as "not configured") otherwise.
 func webhookQueue(reg *registry.Registry) ui.WebhookQueue {
-	s, ok := reg.EventSink().(*eventSink)
-	if !ok || s.n == nil {
-		return nil
+	if s, ok := reg.EventSink().(*eventSink); ok && s.n != nil {
+		return s.n
 	}
-	if q, ok := any(s.n).(ui.WebhookQueue); ok {
-		return q
-	}
-	return depthUnknown{}
+	return nil
 }
-
-type depthUnknown struct{}
-
-func (depthUnknown) Depth(context.Context) (int64, error) { return 0, ui.ErrNotReported }
