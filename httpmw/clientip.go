@@ -96,3 +96,23 @@ func forwardedHops(values []string) []string {
 	}
 	return hops
 }
+
+// ForwardedHTTPS reports whether the client reached us over HTTPS: this
+// connection is TLS, or a trusted proxy that terminated TLS says so in
+// X-Forwarded-Proto (its last value, the one that proxy set). A cookie
+// that must stay off plain HTTP (Secure) is decided by this.
+func ForwardedHTTPS(r *http.Request, trusted []netip.Prefix) bool {
+	if r.TLS != nil {
+		return true
+	}
+	peer := peerAddr(r.RemoteAddr)
+	if !peer.IsValid() || !isTrusted(peer, trusted) {
+		return false
+	}
+	values := r.Header.Values("X-Forwarded-Proto")
+	if len(values) == 0 {
+		return false
+	}
+	protos := strings.Split(values[len(values)-1], ",")
+	return strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
+}

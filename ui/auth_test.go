@@ -266,3 +266,36 @@ func TestStorageChartAndStatus(t *testing.T) {
 		t.Errorf("a report without storage figures: %s", got.body)
 	}
 }
+
+// Behind a proxy that terminated TLS the connection is plain HTTP, yet the
+// cookies must be Secure: Options.IsHTTPS decides, per request.
+func TestCookiesSecureBehindTLSProxy(t *testing.T) {
+	proxySays := func(r *http.Request) bool { return r.Header.Get("X-Forwarded-Proto") == "https" }
+	e := newTestEnv(t, envOptions{auth: true, isHTTPS: proxySays})
+	for _, tt := range []struct {
+		proto      string
+		wantSecure bool
+	}{{"https", true}, {"http", false}, {"", false}} {
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/ui/login", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", tt.proto)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var nonce *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == csrfCookie {
+				nonce = c
+			}
+		}
+		if nonce == nil || nonce.Secure != tt.wantSecure || !nonce.HttpOnly {
+			t.Errorf("X-Forwarded-Proto %q: pre-session cookie %+v, want Secure=%v", tt.proto, nonce, tt.wantSecure)
+		}
+	}
+}

@@ -30,7 +30,7 @@ func (u *UI) setFlash(w http.ResponseWriter, r *http.Request, f flash) {
 	val := kind + b64.EncodeToString([]byte(msg))
 	val += "." + b64.EncodeToString(u.sessions.mac("flash", val))
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: val, Path: Prefix, MaxAge: 60,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
 }
 
 // takeFlash reads and clears the flash cookie.
@@ -40,7 +40,7 @@ func (u *UI) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
 		return nil
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: Prefix, MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
 	val, sig, ok := strings.Cut(c.Value, ".")
 	if !ok || len(val) < 1 || !u.sessions.checkMAC(sig, "flash", val) {
 		return nil

@@ -1,6 +1,9 @@
 package ui
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+)
 
 // csp allows only this origin's scripts, styles and images (and data:
 // images), no inline script or style, no framing, no form posts elsewhere.
@@ -17,4 +20,26 @@ func secure(next http.Handler) http.Handler {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		next.ServeHTTP(w, r)
 	})
+}
+
+type httpsKey struct{}
+
+// markHTTPS records in the request's context whether the visitor uses
+// HTTPS, as isHTTPS decides, for the cookies set while serving it.
+func markHTTPS(isHTTPS func(*http.Request) bool, next http.Handler) http.Handler {
+	if isHTTPS == nil {
+		isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), httpsKey{}, isHTTPS(r))))
+	})
+}
+
+// overHTTPS reports what markHTTPS found (a direct TLS connection when the
+// request did not pass through it).
+func overHTTPS(r *http.Request) bool {
+	if v, ok := r.Context().Value(httpsKey{}).(bool); ok {
+		return v
+	}
+	return r.TLS != nil
 }

@@ -43,6 +43,8 @@ type env struct {
 type envOptions struct {
 	auth bool // htpasswd users admin, alice, bob and a policy
 	tls  bool
+	// isHTTPS is Options.IsHTTPS (a TLS-terminating proxy in front).
+	isHTTPS func(*http.Request) bool
 }
 
 // The policy of auth envs: anonymous visitors pull public/**; alice may
@@ -92,7 +94,7 @@ func newTestEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.api = e.reg
-	opts := Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, GC: e.reg, SessionTTL: time.Hour}
+	opts := Options{Source: NewStoreSource(e.reg.Content()), API: e.reg, GC: e.reg, SessionTTL: time.Hour, IsHTTPS: o.isHTTPS}
 	if o.auth {
 		e.api = e.authz.Middleware(e.reg)
 		opts.Access = e.authz

@@ -137,17 +137,17 @@ func ensureBinding(w http.ResponseWriter, r *http.Request, v *visitor) {
 	rand.Read(n)
 	val := b64.EncodeToString(n)
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: val, Path: Prefix, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
 	v.binding = "n:" + val
 }
 
 func (s *sessions) setSession(w http.ResponseWriter, r *http.Request, user string) {
 	val, exp := s.issue(user)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: val, Path: Prefix, Expires: exp,
-		MaxAge: int(s.ttl / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		MaxAge: int(s.ttl / time.Second), HttpOnly: true, Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
 }
 
 func clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: overHTTPS(r), SameSite: http.SameSiteStrictMode})
 }

@@ -38,6 +38,10 @@ type Options struct {
 	SessionKey []byte
 	SessionTTL time.Duration
 	Logger     *slog.Logger
+	// IsHTTPS tells whether the visitor's connection is HTTPS, which makes
+	// the cookies Secure; nil: only when this connection is TLS (set it
+	// to trust a TLS-terminating proxy's X-Forwarded-Proto).
+	IsHTTPS func(*http.Request) bool
 }
 
 // UI is the http.Handler of everything under Prefix.
@@ -80,7 +84,7 @@ func New(opts Options) (*UI, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, u.sessions.visitor(r), errForbidden("cross-origin request refused"))
 	}))
-	u.handler = secure(cop.Handler(http.HandlerFunc(u.serve)))
+	u.handler = markHTTPS(opts.IsHTTPS, secure(cop.Handler(http.HandlerFunc(u.serve))))
 	return u, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-registry/stratus/httpmw"
 	"github.com/stratus-registry/stratus/registry"
 	"github.com/stratus-registry/stratus/ui"
 )
@@ -77,6 +78,10 @@ func readSessionKey(path string) ([]byte, error) {
 // withUI mounts the web UI in front of the registry: /ui/... is the UI,
 // and a browser asking for / is sent there. API paths never change.
 func withUI(cfg *Config, reg *registry.Registry, sec *security, ready *readyChecker, logger *slog.Logger) (http.Handler, error) {
+	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+	}
 	if !cfg.UI.enabled() {
 		return reg, nil
 	}
@@ -91,6 +96,7 @@ func withUI(cfg *Config, reg *registry.Registry, sec *security, ready *readyChec
 		API: sec.audit.Writes(routeOf)(reg),
 		GC:  reg, Health: uiHealth{ready}, Webhooks: webhookQueue(reg),
 		SessionKey: key, SessionTTL: cfg.UI.SessionTTL, Logger: logger.With("component", "ui"),
+		IsHTTPS: func(r *http.Request) bool { return httpmw.ForwardedHTTPS(r, proxies) },
 	}
 	if sec.authz != nil {
 		opts.Access = sec.authz
