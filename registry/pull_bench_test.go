@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,36 +29,60 @@ import (
 )
 
 // BenchmarkBlobPull pulls blobs over HTTP from one registry on MinIO, 8 at
-// a time, with the in-process and the Redis lock store, and reports the
-// object-store and lock-store requests each pull makes beside its
-// throughput. It is the pull loop to profile:
+// a time, with the in-process and the Redis lock store (and with Redis
+// pinned one key per round trip, as before PinAll), and reports the
+// object-store requests and lock-store round trips each pull makes beside
+// its throughput. It is the pull loop to profile:
 //
 //	go test -run '^$' -bench BlobPull -cpuprofile /tmp/pull.prof ./registry/
 func BenchmarkBlobPull(b *testing.B) {
 	mio := s3test.Start(b)
 	redis := lockingtest.StartRedis(b)
+	newRedis := func(b *testing.B) locking.Store {
+		cfg := lockredis.Config{Addrs: []string{redis.Addr()}}
+		cfg.SetDefaults()
+		s, err := lockredis.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
 	newLocks := map[string]func(b *testing.B) locking.Store{
 		"memory": func(b *testing.B) locking.Store { return memory.New() },
-		"redis": func(b *testing.B) locking.Store {
-			cfg := lockredis.Config{Addrs: []string{redis.Addr()}}
-			cfg.SetDefaults()
-			s, err := lockredis.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return s
-		},
+		"redis":  newRedis,
+		// The pull as it was before PinAll: one round trip per key.
+		"redis-per-key": newRedis,
 	}
-	for _, locks := range []string{"memory", "redis"} {
+	for _, locks := range []string{"memory", "redis", "redis-per-key"} {
 		for _, size := range []int64{1 << 20, 64 << 20} {
 			b.Run(fmt.Sprintf("locks=%s/size=%s", locks, storage.Size(size)), func(b *testing.B) {
-				benchPull(b, mio, newLocks[locks](b), size)
+				benchPull(b, mio, newLocks[locks](b), locks == "redis-per-key", size)
 			})
 		}
 	}
 }
 
-func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, size int64) {
+// perKeyPins pins a group one key at a time, a round trip each.
+type perKeyPins struct{ locking.Store }
+
+func (p perKeyPins) PinAll(ctx context.Context, keys ...string) error {
+	var refused []string
+	for _, k := range keys {
+		err := p.Pin(ctx, k)
+		switch {
+		case errors.Is(err, locking.ErrDeleting):
+			refused = append(refused, k)
+		case err != nil:
+			return err
+		}
+	}
+	if refused != nil {
+		return &locking.RefusedError{Keys: refused}
+	}
+	return nil
+}
+
+func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, perKey bool, size int64) {
 	ctx := context.Background()
 	defer locks.Close()
 	cfg := mio.Config(fmt.Sprintf("pullbench-%d", time.Now().UnixNano()))
@@ -73,7 +98,11 @@ func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, size int64
 		b.Fatal(err)
 	}
 	pins := &countingPins{Store: locks}
-	reg, err := New(ctx, Config{}, Deps{Storage: m.Wrap(raw), Locking: pins})
+	var served locking.Store = pins
+	if perKey {
+		served = perKeyPins{pins}
+	}
+	reg, err := New(ctx, Config{}, Deps{Storage: m.Wrap(raw), Locking: served})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +118,7 @@ func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, size int64
 	if err != nil {
 		b.Fatal(err)
 	}
-	pinsBefore := pins.calls.Load()
+	callsBefore := pins.calls.Load()
 	var next atomic.Int64
 	b.SetBytes(size)
 	b.SetParallelism(4) // 8 clients on 2 cores, as the bench command pulls
@@ -118,7 +147,7 @@ func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, size int64
 	}
 	b.Logf("%d pulls: store requests %v", b.N, diff)
 	b.ReportMetric(float64(storeReqs)/float64(b.N), "store-req/op")
-	b.ReportMetric(float64(pins.calls.Load()-pinsBefore)/float64(b.N), "lock-calls/op")
+	b.ReportMetric(float64(pins.calls.Load()-callsBefore)/float64(b.N), "lock-calls/op")
 }
 
 // benchPushBlob pushes size random bytes monolithically and returns the
