@@ -44,6 +44,8 @@ type Config struct {
 	Tracing TracingConfig `yaml:"tracing"`
 	// Policies are the tag policies (immutable tags, retention).
 	Policies PoliciesConfig `yaml:"policies"`
+	// UI is the web UI (ui.go).
+	UI UIConfig `yaml:"ui"`
 
 	// path is the file the configuration came from, and reload loads it
 	// again with the same environment and flags (the policy reload).
@@ -302,6 +304,7 @@ func (c *Config) setDefaults() {
 	c.Limits.setDefaults()
 	c.Auth.setDefaults()
 	c.Tracing.setDefaults()
+	c.UI.setDefaults()
 	if c.redisEnabled() {
 		c.Redis.SetDefaults()
 	}
@@ -357,7 +360,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),
-		c.Notifications.Validate("notifications"), c.Tracing.validate(), c.Policies.validate(c.Registry.GC.Grace))
+		c.Notifications.Validate("notifications"), c.Tracing.validate(), c.Policies.validate(c.Registry.GC.Grace),
+		c.validateUI())
 	return errors.Join(errs...)
 }
 

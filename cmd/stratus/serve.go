@@ -164,7 +164,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	go sec.watchPolicy(ctx, cfg, logger)
 	// Auth resolves the caller before the rate limit, which limits
 	// authenticated callers per user.
-	srv, err := newServers(ctx, cfg, sec.wrap(lim.wrap(reg)), ready, obs, logger)
+	front, err := withUI(cfg, reg, sec, ready, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := newServers(ctx, cfg, sec.wrap(lim.wrap(front)), ready, obs, logger)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	// Retention, if set, deletes tags by the retention rules before each
 	// repository is marked (see retention.go).
 	Retention Retention
+	// StorageRepositories bounds the repositories Report.Storage lists by
+	// name (the rest are summed); 0: 1000.
+	StorageRepositories int
 }
 
 // Deletion is one object a pass deleted in a repository.
@@ -127,6 +130,9 @@ func New(store *content.Store, locks Locks, cfg Config, logger *slog.Logger, onP
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("gc: concurrency %d is below 1", cfg.Concurrency)
 	}
+	if cfg.StorageRepositories < 0 {
+		return nil, fmt.Errorf("gc: storage repositories bound %d is negative", cfg.StorageRepositories)
+	}
 	if cfg.Untagged != "keep" && cfg.Untagged != "delete" {
 		return nil, fmt.Errorf("gc: untagged policy %q is not keep or delete", cfg.Untagged)
 	}
@@ -151,6 +157,8 @@ type pass struct {
 	// records holds the digests of the blob records the sweep kept; the
 	// orphan sweep reads the data index against it.
 	records map[digest.Digest]struct{}
+	// storage tallies each repository's live content (storage.go).
+	storage *storageTally
 }
 
 // Run runs one pass. With dryRun it deletes nothing and lists what it
@@ -171,6 +179,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		Collector: c, dryRun: dryRun,
 		markStart: now, cutoff: now.Add(-c.cfg.Grace), lastProgress: time.Now(),
 		live: map[digest.Digest]struct{}{}, records: map[digest.Digest]struct{}{},
+		storage: newStorageTally(c.logger),
 		report: &Report{Started: now.UTC(), DryRun: dryRun, Policy: PolicyState{
 			GraceSeconds: c.cfg.Grace.Seconds(), Untagged: c.cfg.Untagged, KeepReferrers: c.cfg.KeepReferrers,
 		}},
@@ -258,6 +267,7 @@ func (p *pass) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.report.Storage = p.storage.report(p.storageRepositories())
 	if err := p.sweepBlobs(ctx); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}
