@@ -47,16 +47,18 @@ func BenchmarkBlobPull(b *testing.B) {
 		}
 		return s
 	}
-	newLocks := map[string]func(b *testing.B) locking.Store{
-		"memory": func(b *testing.B) locking.Store { return memory.New() },
-		"redis":  newRedis,
-		// The pull as it was before PinAll: one round trip per key.
-		"redis-per-key": newRedis,
-	}
-	for _, locks := range []string{"memory", "redis", "redis-per-key"} {
+	for _, lc := range []struct {
+		name   string
+		new    func(b *testing.B) locking.Store
+		perKey bool // the pull as it was before PinAll: one round trip per key
+	}{
+		{"memory", func(b *testing.B) locking.Store { return memory.New() }, false},
+		{"redis", newRedis, false},
+		{"redis-per-key", newRedis, true},
+	} {
 		for _, size := range []int64{1 << 20, 64 << 20} {
-			b.Run(fmt.Sprintf("locks=%s/size=%s", locks, storage.Size(size)), func(b *testing.B) {
-				benchPull(b, mio, newLocks[locks](b), locks == "redis-per-key", size)
+			b.Run(fmt.Sprintf("locks=%s/size=%s", lc.name, storage.Size(size)), func(b *testing.B) {
+				benchPull(b, mio, lc.new(b), lc.perKey, size)
 			})
 		}
 	}
@@ -121,7 +123,7 @@ func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, perKey boo
 	callsBefore := pins.calls.Load()
 	var next atomic.Int64
 	b.SetBytes(size)
-	b.SetParallelism(4) // 8 clients on 2 cores, as the bench command pulls
+	b.SetParallelism(4) // 4 per core: 8 clients on 2 cores, as the bench command pulls
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]byte, 256<<10)
