@@ -26,3 +26,13 @@ func CheckTTL(ttl time.Duration) error {
 	}
 	return nil
 }
+
+// CheckKeys is CheckKey for each key of a group (PinAll).
+func CheckKeys(what string, keys []string) error {
+	for _, k := range keys {
+		if err := CheckKey(what, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -9,6 +9,9 @@ package locking
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,6 +33,23 @@ var (
 	// registry answers 503 for writes that need it.
 	ErrUnavailable = errors.New("locking: backend unavailable")
 )
+
+// RefusedError is PinAll's answer when GC has claimed some of its keys;
+// errors.Is(err, ErrDeleting) holds. Every key it does not name was pinned.
+type RefusedError struct {
+	// Keys are the claimed keys, in the order they were passed.
+	Keys []string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("locking: %s being deleted", strings.Join(e.Keys, ", "))
+}
+
+// Unwrap makes errors.Is(err, ErrDeleting) true.
+func (e *RefusedError) Unwrap() error { return ErrDeleting }
+
+// Refused reports whether key is one of the claimed keys.
+func (e *RefusedError) Refused(key string) bool { return slices.Contains(e.Keys, key) }
 
 // Lease is proof of holding a key until Expires. Token increases strictly
 // with every acquisition of the same key, so a stale holder can be told
@@ -57,6 +77,15 @@ type Pins interface {
 	// Pin records that a client was just told the digest exists (or relies
 	// on it). It fails with ErrDeleting if GC has claimed the digest.
 	Pin(ctx context.Context, digest string) error
+	// PinAll pins each key as Pin does, all in one round trip to the
+	// backend: a pull relies on two keys (the repository's link and the
+	// digest), and paying one round trip per key doubled the lock-store
+	// latency of every small pull. Each key is pinned atomically against
+	// its own claim, which is all the protocol needs; the keys are not one
+	// transaction, so a claimed key does not keep the others from being
+	// pinned (an extra pin only keeps an object one grace period longer).
+	// If any key is claimed the error is a *RefusedError naming them.
+	PinAll(ctx context.Context, keys ...string) error
 	// Claim marks the digest as being deleted unless it was pinned at or
 	// after notPinnedSince; it reports whether the claim was taken.
 	Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error)

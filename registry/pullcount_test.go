@@ -4,20 +4,23 @@ import (
 	"context"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/inmemory"
 	"github.com/stratus-registry/stratus/storage/instrument"
 )
 
-// TestPullRequestCounts counts the object-store requests of each request
-// of a pull (docs/benchmarks.md, "Requests per pull"), on a store written
-// by this version (v2 links) and on one written by an earlier version
-// (v1 links: the digest only), which must keep working at one more read.
+// TestPullRequestCounts counts the object-store requests and lock-store
+// calls of each request of a pull (docs/benchmarks.md, "Requests per
+// pull"), on a store written by this version (v2 links) and on one written
+// by an earlier version (v1 links: the digest only), which must keep
+// working at one more read.
 func TestPullRequestCounts(t *testing.T) {
 	for _, layout := range []string{"v2", "v1"} {
 		t.Run(layout, func(t *testing.T) {
@@ -26,7 +29,7 @@ func TestPullRequestCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			locks := memory.New()
+			locks := &countingPins{Store: memory.New()}
 			t.Cleanup(func() { locks.Close() })
 			raw := inmemory.New()
 			tr, _ := newTestRegistryOn(t, gcConfig("keep"), locks, m.Wrap(raw))
@@ -45,27 +48,32 @@ func TestPullRequestCounts(t *testing.T) {
 				name, method, path string
 				status             int
 				want               map[string]uint64
+				lockCalls          int64 // one PinAll for the link and the digest
 			}{
-				{"manifest GET by tag", "GET", "/v2/app/manifests/v1", 200, map[string]uint64{instrument.OpRead: 2}},
-				{"manifest GET by digest", "GET", "/v2/app/manifests/" + md, 200, map[string]uint64{instrument.OpRead: 1}},
-				{"config blob GET", "GET", "/v2/app/blobs/" + cfgD, 200, map[string]uint64{instrument.OpRead: 2 + extra}},
-				{"layer GET", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 2 + extra}},
-				{"blob HEAD", "HEAD", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 1 + extra}},
-				{"unknown blob HEAD", "HEAD", "/v2/app/blobs/" + sha([]byte("nothing")), 404, map[string]uint64{instrument.OpRead: 1}},
+				{"manifest GET by tag", "GET", "/v2/app/manifests/v1", 200, map[string]uint64{instrument.OpRead: 2}, 0},
+				{"manifest GET by digest", "GET", "/v2/app/manifests/" + md, 200, map[string]uint64{instrument.OpRead: 1}, 0},
+				{"config blob GET", "GET", "/v2/app/blobs/" + cfgD, 200, map[string]uint64{instrument.OpRead: 2 + extra}, 1},
+				{"layer GET", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 2 + extra}, 1},
+				{"blob HEAD", "HEAD", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 1 + extra}, 1},
+				{"unknown blob HEAD", "HEAD", "/v2/app/blobs/" + sha([]byte("nothing")), 404, map[string]uint64{instrument.OpRead: 1}, 0},
 			} {
 				before, err := instrument.OpCounts(metrics)
 				if err != nil {
 					t.Fatal(err)
 				}
+				callsBefore := locks.calls.Load()
 				tr.expect(tr.do(tc.method, tc.path, nil), tc.status, "")
 				after, err := instrument.OpCounts(metrics)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := instrument.Diff(before, after)
-				t.Logf("%s %s: %v", layout, tc.name, got)
+				got, calls := instrument.Diff(before, after), locks.calls.Load()-callsBefore
+				t.Logf("%s %s: store %v, lock store %d", layout, tc.name, got, calls)
 				if !maps.Equal(got, tc.want) {
 					t.Errorf("%s: store requests %v, want %v", tc.name, got, tc.want)
+				}
+				if calls != tc.lockCalls {
+					t.Errorf("%s: %d lock-store calls, want %d", tc.name, calls, tc.lockCalls)
 				}
 			}
 		})
@@ -92,4 +100,21 @@ func downgradeLinks(t *testing.T, store storage.Driver, repo string) {
 	if len(page.Objects) == 0 {
 		t.Fatal("no links to downgrade")
 	}
+}
+
+// countingPins counts the pin calls that reach the lock store (each is one
+// round trip to Redis).
+type countingPins struct {
+	locking.Store
+	calls atomic.Int64
+}
+
+func (c *countingPins) Pin(ctx context.Context, key string) error {
+	c.calls.Add(1)
+	return c.Store.Pin(ctx, key)
+}
+
+func (c *countingPins) PinAll(ctx context.Context, keys ...string) error {
+	c.calls.Add(1)
+	return c.Store.PinAll(ctx, keys...)
 }

@@ -119,6 +119,13 @@ func (s *store) Pin(ctx context.Context, digest string) error {
 	return err
 }
 
+func (s *store) PinAll(ctx context.Context, keys ...string) error {
+	start := time.Now()
+	err := s.next.PinAll(ctx, keys...)
+	s.m.observe(s.backend, "pin_all", start, err)
+	return err
+}
+
 func (s *store) Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error) {
 	start := time.Now()
 	ok, err := s.next.Claim(ctx, digest, notPinnedSince, ttl)

@@ -91,7 +91,58 @@ func runPins(t *testing.T, newStore func(t *testing.T) locking.Store) {
 		}
 	})
 
-	t.Run("pin racing claim", func(t *testing.T) { testPinRace(t, newStore(t)) })
+	t.Run("pin all pins every unclaimed key and names the claimed ones", func(t *testing.T) {
+		s := newStore(t)
+		a, b, c := randKey("digest"), randKey("link"), randKey("data")
+		if ok, err := s.Claim(ctx, b, storeNow(t, s), longTTL); err != nil || !ok {
+			t.Fatalf("Claim = %v, %v; want true", ok, err)
+		}
+		since := storeNow(t, s)
+		err := s.PinAll(ctx, a, b, c)
+		var refused *locking.RefusedError
+		if !errors.As(err, &refused) || !errors.Is(err, locking.ErrDeleting) {
+			t.Fatalf("PinAll with a claimed key: %v, want a *RefusedError that is ErrDeleting", err)
+		}
+		if len(refused.Keys) != 1 || !refused.Refused(b) || refused.Refused(a) {
+			t.Errorf("refused keys %v, want only %s", refused.Keys, b)
+		}
+		for _, k := range []string{a, c} {
+			if ok, err := s.Claim(ctx, k, since, longTTL); err != nil || ok {
+				t.Errorf("Claim of %s after PinAll = %v, %v; want false (pinned)", k, ok, err)
+			}
+		}
+		if err := s.Unclaim(ctx, b); err != nil {
+			t.Fatalf("Unclaim: %v", err)
+		}
+		since = storeNow(t, s)
+		if err := s.PinAll(ctx, b); err != nil {
+			t.Fatalf("PinAll after Unclaim: %v", err)
+		}
+		if ok, err := s.Claim(ctx, b, since, longTTL); err != nil || ok {
+			t.Errorf("Claim after PinAll = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("pin all of nothing or of an empty key", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.PinAll(ctx); err != nil {
+			t.Errorf("PinAll(): %v", err)
+		}
+		if err := s.PinAll(ctx, randKey("digest"), ""); !errors.Is(err, locking.ErrInvalid) {
+			t.Errorf("PinAll with an empty key: %v, want ErrInvalid", err)
+		}
+	})
+
+	t.Run("pin racing claim", func(t *testing.T) {
+		testPinRace(t, newStore(t), func(s locking.Store, d string) error { return s.Pin(ctx, d) })
+	})
+	t.Run("pin all racing claim", func(t *testing.T) {
+		testPinRace(t, newStore(t), func(s locking.Store, d string) error {
+			// d shares the group with a key nobody claims, as a digest
+			// shares it with a repository's link.
+			return s.PinAll(ctx, randKey("link"), d)
+		})
+	})
 }
 
 // testPinRace checks the GC safety rule under a real race. Each round uses
@@ -105,7 +156,7 @@ func runPins(t *testing.T, newStore func(t *testing.T) locking.Store) {
 // (check deleting, then write lastref, with a claim in between) shows up as
 // a successful Pin next to a successful Claim: a blob deleted after a
 // client was told it exists.
-func testPinRace(t *testing.T, s locking.Store) {
+func testPinRace(t *testing.T, s locking.Store, pin func(s locking.Store, d string) error) {
 	const (
 		rounds        = 30
 		pinners       = 6
@@ -129,7 +180,7 @@ func testPinRace(t *testing.T, s locking.Store) {
 			wg.Go(func() {
 				<-start
 				for range pinsPerPinner {
-					err := s.Pin(ctx, d)
+					err := pin(s, d)
 					mu.Lock()
 					switch {
 					case err == nil:

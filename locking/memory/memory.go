@@ -261,6 +261,36 @@ func (s *Store) Pin(ctx context.Context, digest string) error {
 	return nil
 }
 
+// PinAll implements locking.Pins: every key under one hold of the lock,
+// so the group costs one acquisition.
+func (s *Store) PinAll(ctx context.Context, keys ...string) error {
+	if err := locking.CheckKeys("digest", keys); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	now, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	var refused []string
+	for _, k := range keys {
+		p := s.pins[k]
+		if p.claimed(now) {
+			refused = append(refused, k)
+			continue
+		}
+		p.lastref, p.lastrefExpiry = now, now.Add(s.pinTTL)
+		s.pins[k] = p
+	}
+	if refused != nil {
+		return &locking.RefusedError{Keys: refused}
+	}
+	return nil
+}
+
 // Claim implements locking.Pins. A digest that is already claimed is not
 // claimed again (false): the earlier claimer may still be deleting it, and
 // the claim's ttl hands it back if that claimer died.

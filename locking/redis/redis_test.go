@@ -48,6 +48,26 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestPinAllAfterScriptFlush: a server whose script cache is empty (a
+// restart, SCRIPT FLUSH) answers PinAll's pipelined EVALSHAs with NOSCRIPT;
+// PinAll then sends the source and pins.
+func TestPinAllAfterScriptFlush(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, redis.Config{Addrs: []string{server.Addr()}})
+	for round := range 2 {
+		if err := s.Client().ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		link, d := fmt.Sprintf("flush-link-%d-%d", round, time.Now().UnixNano()), fmt.Sprintf("flush-d-%d", round)
+		if err := s.PinAll(ctx, link, d); err != nil {
+			t.Fatalf("round %d: PinAll after SCRIPT FLUSH: %v", round, err)
+		}
+		if ok, err := s.Claim(ctx, d, time.Now().Add(-time.Minute), time.Minute); err != nil || ok {
+			t.Fatalf("round %d: Claim after PinAll = %v, %v; want false", round, ok, err)
+		}
+	}
+}
+
 // TestKeyPrefixSeparatesStores: two registries sharing one Redis under
 // different prefixes do not see each other's leases, pins or sessions.
 func TestKeyPrefixSeparatesStores(t *testing.T) {
@@ -108,6 +128,7 @@ func operations(s *redis.Store, l locking.Lease) map[string]func(context.Context
 		"Renew":   func(ctx context.Context) error { _, err := s.Renew(ctx, l, time.Minute); return err },
 		"Release": func(ctx context.Context) error { return s.Release(ctx, l) },
 		"Pin":     func(ctx context.Context) error { return s.Pin(ctx, "fault-d") },
+		"PinAll":  func(ctx context.Context) error { return s.PinAll(ctx, "fault-l", "fault-d") },
 		"Claim": func(ctx context.Context) error {
 			_, err := s.Claim(ctx, "fault-d", time.Now(), time.Minute)
 			return err

@@ -86,6 +86,59 @@ func (s *Store) Pin(ctx context.Context, digest string) error {
 	return nil
 }
 
+// PinAll implements locking.Pins: one pin script per key, pipelined, so
+// the group costs one round trip. The keys of different digests live in
+// different cluster slots, so they cannot share one script; a pipeline is
+// split by node in a cluster and stays one round trip per node.
+func (s *Store) PinAll(ctx context.Context, keys ...string) error {
+	if err := locking.CheckKeys("digest", keys); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	cmds, err := s.pinPipeline(ctx, keys, false)
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A restarted server has an empty script cache: send the source.
+		cmds, err = s.pinPipeline(ctx, keys, true)
+	}
+	if err != nil {
+		return mapErr(ctx, "pin", err)
+	}
+	var refused []string
+	for i, c := range cmds {
+		ok, err := c.Bool()
+		if err != nil {
+			return mapErr(ctx, "pin", err)
+		}
+		if !ok {
+			refused = append(refused, keys[i])
+		}
+	}
+	if refused != nil {
+		return &locking.RefusedError{Keys: refused}
+	}
+	return nil
+}
+
+// pinPipeline sends pinScript for each key in one pipeline, by SHA1 or,
+// with source, as the script itself.
+func (s *Store) pinPipeline(ctx context.Context, keys []string, source bool) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, len(keys))
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			ks := []string{s.pinKey(k), s.deletingKey(k)}
+			if source {
+				cmds[i] = pinScript.Eval(ctx, p, ks, ms(s.pinTTL))
+			} else {
+				cmds[i] = pinScript.EvalSha(ctx, p, ks, ms(s.pinTTL))
+			}
+		}
+		return nil
+	})
+	return cmds, err
+}
+
 // Claim implements locking.Pins. notPinnedSince is compared with pins
 // stamped by the Redis clock, so it should derive from Now. A digest that
 // is claimed already is not claimed again (false): its claimer may still

@@ -94,6 +94,13 @@ func (s *store) Pin(ctx context.Context, digest string) error {
 	return err
 }
 
+func (s *store) PinAll(ctx context.Context, keys ...string) error {
+	ctx, span := s.start(ctx, "pin_all")
+	err := s.next.PinAll(ctx, keys...)
+	end(span, err)
+	return err
+}
+
 func (s *store) Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error) {
 	ctx, span := s.start(ctx, "claim")
 	ok, err := s.next.Claim(ctx, digest, notPinnedSince, ttl)

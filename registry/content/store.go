@@ -113,12 +113,19 @@ func (s *Store) pin(ctx context.Context, key string, required bool) error {
 	if s.opts.Hooks != nil {
 		s.opts.Hooks.AfterPin(key, err)
 	}
+	if errors.Is(err, locking.ErrDeleting) {
+		s.pinsRefused.Add(1)
+		return fmt.Errorf("%w: %s", ErrBeingDeleted, key)
+	}
+	return s.pinFailed(key, err, required)
+}
+
+// pinFailed is the answer to a pin that failed other than by a claim:
+// reads go on unpinned while the lock store is down, writes fail.
+func (s *Store) pinFailed(key string, err error, required bool) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, locking.ErrDeleting):
-		s.pinsRefused.Add(1)
-		return fmt.Errorf("%w: %s", ErrBeingDeleted, key)
 	case !required && !errors.Is(err, context.Canceled):
 		s.logger.Warn("pin failed; serving the read anyway", "key", key, "err", err)
 		return nil
@@ -143,22 +150,12 @@ func (s *Store) PinData(ctx context.Context, uploadID string) error {
 	return err
 }
 
-// PinBlob pins d as linked in this repository and then globally: what a
+// PinBlob pins d as linked in this repository and globally: what a
 // request relies on when it serves, mounts or references a blob here.
-// A refused pin is ErrBlobUnknown: the blob is going away.
+// A refused pin is ErrBlobUnknown: the blob is going away. Both pins go to
+// the lock store together (pinAll), so a pull pays one round trip.
 func (r *Repository) PinBlob(ctx context.Context, d digest.Digest, required bool) error {
-	if err := r.pinLink(ctx, d, required); err != nil {
-		return err
-	}
-	if err := r.s.pin(ctx, d.String(), required); err != nil {
-		return unknownIfDeleting(err, ErrBlobUnknown, d)
-	}
-	return nil
-}
-
-// pinLink pins only this repository's link of d.
-func (r *Repository) pinLink(ctx context.Context, d digest.Digest, required bool) error {
-	return unknownIfDeleting(r.s.pin(ctx, LinkKey(r.name, d), required), ErrBlobUnknown, d)
+	return unknownIfDeleting(r.s.pinAll(ctx, required, LinkKey(r.name, d), d.String()), ErrBlobUnknown, d)
 }
 
 // PinManifest pins manifest d of this repository (GC claims manifests per
