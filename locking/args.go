@@ -19,6 +19,17 @@ func CheckKey(what, key string) error {
 	return nil
 }
 
+// CheckKeys is CheckKey of every key of a batch, with all failures.
+func CheckKeys(what string, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := CheckKey(what, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // CheckTTL rejects a ttl that would make an entry expire before it exists.
 func CheckTTL(ttl time.Duration) error {
 	if ttl <= 0 {

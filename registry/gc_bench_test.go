@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	lockinstrument "github.com/stratus-registry/stratus/locking/instrument"
 	"github.com/stratus-registry/stratus/locking/lockingtest"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/instrument"
 	"github.com/stratus-registry/stratus/storage/s3"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
@@ -58,8 +61,19 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		b.Fatal(err)
 	}
 	defer locks.Close()
+	// Both wrappers count requests, so each pass reports what it cost the
+	// object store and Redis, by operation.
+	metrics := prometheus.NewRegistry()
+	sm, err := instrument.NewMetrics(metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lm, err := lockinstrument.NewMetrics(metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
 	reg, err := New(ctx, Config{PinTimeout: time.Millisecond, GC: GCConfig{Grace: 2 * time.Millisecond, Untagged: "delete", UntaggedAge: 2 * time.Millisecond, Concurrency: 16}},
-		Deps{Storage: store, Locking: locks})
+		Deps{Storage: sm.Wrap(store), Locking: lm.Wrap(locks, "redis")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,6 +84,7 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		b.Logf("generated %d objects (%d manifests, %d blobs) in %s", objects, repos*perRepo, repos*perRepo*(layers+1), time.Since(start).Round(time.Second))
 		time.Sleep(10 * time.Millisecond)
 		for _, pass := range []string{"collecting", "steady"} {
+			before := requestCounts(b, metrics)
 			b.StartTimer()
 			rep, err := reg.RunGC(ctx, false)
 			b.StopTimer()
@@ -77,6 +92,7 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 				b.Fatal(err)
 			}
 			reportGCPass(b, pass, rep)
+			b.Logf("%s pass requests: %v", pass, instrument.Diff(before, requestCounts(b, metrics)))
 		}
 	}
 }
@@ -91,6 +107,32 @@ func reportGCPass(b *testing.B, pass string, rep *GCReport) {
 	b.Logf("%s pass: %.1fs over %.0f objects (%.0f/s); mark %.1fs over %d manifests+links, sweep %.1fs over %d blobs; deleted %d manifests, %d blobs, %d links; backfilled %d",
 		pass, rep.DurationSeconds, all, all/rep.DurationSeconds, rep.MarkSeconds, markObjects, rep.SweepSeconds, sweepObjects,
 		rep.ManifestsDeleted, rep.BlobsDeleted, rep.LinksDeleted, rep.DataIndexed)
+}
+
+// requestCounts reads how many store and Redis operations were made so
+// far, by operation; Redis operations are prefixed "redis_".
+func requestCounts(b *testing.B, g prometheus.Gatherer) map[string]uint64 {
+	counts, err := instrument.OpCounts(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	families, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "stratus_locking_operation_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					counts["redis_"+l.GetValue()] += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return counts
 }
 
 // generateStore writes the bucket layout directly (records, data, links,

@@ -32,6 +32,8 @@ type Pins interface {
 	Pin(ctx context.Context, key string) error
 	Claim(ctx context.Context, key string, notPinnedSince time.Time, ttl time.Duration) (bool, error)
 	Unclaim(ctx context.Context, key string) error
+	ClaimMany(ctx context.Context, keys []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error)
+	UnclaimMany(ctx context.Context, keys []string) error
 }
 
 // Hooks are called at the points of the pin/claim protocol where races

@@ -154,6 +154,39 @@ func (s *Store) Claim(ctx context.Context, t Target, cutoff time.Time, ttl time.
 // Unclaim releases a claim (after deleting, or giving up).
 func (s *Store) Unclaim(ctx context.Context, t Target) error { return s.pins.Unclaim(ctx, t.claim) }
 
+// ClaimAll is Claim of each target in one round trip to the lock store;
+// claimed[i] reports ts[i]. On error any of them may be claimed: the
+// caller releases them all with UnclaimAll.
+func (s *Store) ClaimAll(ctx context.Context, ts []Target, cutoff time.Time, ttl time.Duration) ([]bool, error) {
+	keys := claimKeys(ts)
+	claimed, err := s.pins.ClaimMany(ctx, keys, cutoff, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Hooks != nil {
+		for i, k := range keys {
+			s.opts.Hooks.AfterClaim(k, claimed[i])
+		}
+	}
+	return claimed, nil
+}
+
+// UnclaimAll releases the claims of ts in one round trip.
+func (s *Store) UnclaimAll(ctx context.Context, ts []Target) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	return s.pins.UnclaimMany(ctx, claimKeys(ts))
+}
+
+func claimKeys(ts []Target) []string {
+	keys := make([]string, len(ts))
+	for i, t := range ts {
+		keys[i] = t.claim
+	}
+	return keys
+}
+
 // deleteBatch is how many objects one DeleteBatch removes.
 const deleteBatch = 500
 
@@ -166,31 +199,20 @@ func (s *Store) Delete(ctx context.Context, ts []Target) error {
 	return s.deleteKeys(ctx, keys)
 }
 
-// DeleteOne removes the objects of one claimed target.
-func (s *Store) DeleteOne(ctx context.Context, t Target) error {
-	for _, k := range t.keys {
-		if err := s.driver.Delete(ctx, k); err != nil {
-			return err
-		}
+// DeleteDataTargets removes the objects of claimed DataTargets in
+// batches: every data object first, then their index entries, so that a
+// crash in between leaves entries without data (deleted as stale by a
+// later pass), never data without its entry.
+func (s *Store) DeleteDataTargets(ctx context.Context, ts []Target) error {
+	var data, entries []string
+	for _, t := range ts {
+		data = append(data, t.keys[0])
+		entries = append(entries, t.keys[1:]...)
 	}
-	return nil
-}
-
-// DeleteData removes the data objects of deleted blob records, then their
-// data index entries.
-func (s *Store) DeleteData(ctx context.Context, blobs []Blob) error {
-	keys := make([]string, 0, 2*len(blobs))
-	for _, b := range blobs {
-		keys = append(keys, string(b.Data))
-	}
-	if err := s.deleteKeys(ctx, keys); err != nil {
+	if err := s.deleteKeys(ctx, data); err != nil {
 		return err
 	}
-	keys = keys[:0]
-	for _, b := range blobs {
-		keys = append(keys, DataIndexKey(b.Data.UploadID(), b.Digest))
-	}
-	return s.deleteKeys(ctx, keys)
+	return s.deleteKeys(ctx, entries)
 }
 
 func (s *Store) deleteKeys(ctx context.Context, keys []string) error {
