@@ -91,7 +91,7 @@ func TestCommitBlobIsIdempotent(t *testing.T) {
 				t.Errorf("blob = %+v, want data of %s", b, tc.wantOwner)
 			}
 			var left []string
-			s.EachData(ctx, func(page []DataEntry) error {
+			s.EachData(ctx, 1, func(page []DataEntry) error {
 				for _, e := range page {
 					left = append(left, string(e.Ref))
 				}

@@ -13,11 +13,12 @@ import (
 // per page of candidates; no record is read. The digests of the records
 // it keeps, and of those it deleted, are remembered for the orphan sweep.
 func (p *pass) sweepBlobs(ctx context.Context) error {
-	return p.store.EachBlob(ctx, func(page []content.Entry) error {
-		// p.live is complete (mark is over), and p.records and
-		// p.collected are only written by this goroutine: no lock is
-		// needed for them.
+	return p.store.EachBlob(ctx, p.cfg.Concurrency, func(page []content.Entry) error {
+		// p.live is complete (the mark is over) and only read from here
+		// on; pages of different ranges of the listing come concurrently.
 		var candidates []digest.Digest
+		var young []digest.Digest
+		p.mu.Lock()
 		for _, e := range page {
 			_, live := p.live[e.Digest]
 			switch {
@@ -25,14 +26,16 @@ func (p *pass) sweepBlobs(ctx context.Context) error {
 				p.records[e.Digest] = struct{}{}
 			case !e.ModTime.Before(p.cutoff):
 				p.records[e.Digest] = struct{}{}
-				p.keptYoung("blob " + e.Digest.String())
+				young = append(young, e.Digest)
 			default:
 				candidates = append(candidates, e.Digest)
 			}
 		}
-		p.mu.Lock()
 		p.report.BlobsExamined += len(page)
 		p.mu.Unlock()
+		for _, d := range young {
+			p.keptYoung("blob " + d.String())
+		}
 		if err := p.deleteBlobs(ctx, candidates); err != nil {
 			return err
 		}
@@ -62,6 +65,8 @@ func (p *pass) deleteBlobs(ctx context.Context, ds []digest.Digest) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, t := range deleted {
 		p.collected[t.Digest] = struct{}{}
 	}
@@ -70,8 +75,6 @@ func (p *pass) deleteBlobs(ctx context.Context, ds []digest.Digest) error {
 			p.records[d] = struct{}{} // kept by a pin
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.report.BlobsDeleted += len(deleted)
 	return nil
 }

@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -21,8 +22,13 @@ import (
 // entries are backfilled, so a store of layout v1 pays the record reads
 // on one pass, not on every pass (docs/architecture.md, "The data index").
 func (p *pass) sweepOrphans(ctx context.Context) error {
+	// Both listings come in concurrent ranges: mu guards index and
+	// unindexed; p.records and p.collected are complete and only read.
+	var mu sync.Mutex
 	index := map[content.DataRef][]content.DataIndexEntry{}
-	if err := p.store.EachDataIndex(ctx, func(page []content.DataIndexEntry) error {
+	if err := p.store.EachDataIndex(ctx, p.cfg.Concurrency, func(page []content.DataIndexEntry) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, e := range page {
 			index[e.Ref] = append(index[e.Ref], e)
 		}
@@ -31,27 +37,32 @@ func (p *pass) sweepOrphans(ctx context.Context) error {
 		return err
 	}
 	unindexed := map[content.DataRef]bool{}
-	err := p.store.EachData(ctx, func(page []content.DataEntry) error {
+	err := p.store.EachData(ctx, p.cfg.Concurrency, func(page []content.DataEntry) error {
 		var doomed []orphan
+		var young []content.DataRef
+		var examined int64
+		mu.Lock()
 		for _, e := range page {
 			entries, indexed := index[e.Ref]
 			delete(index, e.Ref)
-			if p.named(p.records, entries) {
-				p.mu.Lock()
-				p.report.BytesExamined += e.Size
-				p.mu.Unlock()
-				continue
-			}
-			if !e.ModTime.Before(p.cutoff) {
-				p.keptYoung(string(e.Ref))
-				continue
-			}
-			if !indexed {
+			switch {
+			case p.named(p.records, entries):
+				examined += e.Size
+			case !e.ModTime.Before(p.cutoff):
+				young = append(young, e.Ref)
+			case !indexed:
 				unindexed[e.Ref] = true
-				continue
+			default:
+				doomed = append(doomed, orphan{ref: e.Ref, indexed: digests(entries), size: e.Size,
+					blobData: p.named(p.collected, entries)})
 			}
-			doomed = append(doomed, orphan{ref: e.Ref, indexed: digests(entries), size: e.Size,
-				blobData: p.named(p.collected, entries)})
+		}
+		mu.Unlock()
+		p.mu.Lock()
+		p.report.BytesExamined += examined
+		p.mu.Unlock()
+		for _, ref := range young {
+			p.keptYoung(string(ref))
 		}
 		return p.deleteOrphans(ctx, doomed)
 	})
