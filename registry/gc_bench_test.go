@@ -84,7 +84,7 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		b.Logf("generated %d objects (%d manifests, %d blobs) in %s", objects, repos*perRepo, repos*perRepo*(layers+1), time.Since(start).Round(time.Second))
 		time.Sleep(10 * time.Millisecond)
 		for _, pass := range []string{"collecting", "steady"} {
-			before := requestCounts(b, metrics)
+			before, beforeMs := requestCounts(b, metrics), requestSeconds(b, metrics)
 			b.StartTimer()
 			rep, err := reg.RunGC(ctx, false)
 			b.StopTimer()
@@ -93,6 +93,7 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 			}
 			reportGCPass(b, pass, rep)
 			b.Logf("%s pass requests: %v", pass, instrument.Diff(before, requestCounts(b, metrics)))
+			b.Logf("%s pass time in requests (ms, summed over concurrent ones): %v", pass, instrument.Diff(beforeMs, requestSeconds(b, metrics)))
 		}
 	}
 }
@@ -133,6 +134,35 @@ func requestCounts(b *testing.B, g prometheus.Gatherer) map[string]uint64 {
 		}
 	}
 	return counts
+}
+
+// requestSeconds reads how long the store and Redis operations made so
+// far took in all, in milliseconds by operation (concurrent operations
+// add up, so this says where a pass waits, not how long it took).
+func requestSeconds(b *testing.B, g prometheus.Gatherer) map[string]uint64 {
+	families, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms := map[string]uint64{}
+	for _, f := range families {
+		prefix := ""
+		switch f.GetName() {
+		case "stratus_storage_operation_duration_seconds":
+		case "stratus_locking_operation_duration_seconds":
+			prefix = "redis_"
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					ms[prefix+l.GetValue()] += uint64(m.GetHistogram().GetSampleSum() * 1000)
+				}
+			}
+		}
+	}
+	return ms
 }
 
 // generateStore writes the bucket layout directly (records, data, links,

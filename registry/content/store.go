@@ -77,6 +77,13 @@ func New(driver storage.Driver, pins Pins, opts Options) (*Store, error) {
 	return &Store{driver: driver, pins: pins, opts: opts, logger: logger}, nil
 }
 
+// WithDriver returns a store over d, a wrapper of this store's driver,
+// sharing this store's pins and options: GC paces its own requests this
+// way (storage/pace) without slowing the requests the registry serves.
+func (s *Store) WithDriver(d storage.Driver) *Store {
+	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger}
+}
+
 // Repository returns the view of repository name; ErrNameInvalid unless
 // name follows the spec's grammar.
 func (s *Store) Repository(name string) (*Repository, error) {
