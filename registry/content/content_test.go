@@ -188,7 +188,15 @@ func TestManifestTargetIncludesReferrer(t *testing.T) {
 	if err := repo.PutManifest(ctx, d, pm, []byte(body), []string{"v1"}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	tgt := repo.ManifestTarget(ctx, d)
+	var subjects []digest.Digest
+	if err := repo.EachReferrer(ctx, func(subj, ref digest.Digest) {
+		if ref == d {
+			subjects = append(subjects, subj)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tgt := repo.ManifestTarget(d, subjects...)
 	want := []string{ReferrerKey("r", subject, d), ManifestKey("r", d)}
 	if tgt.ClaimKey() != ManifestKey("r", d) || !slices.Equal(tgt.keys, want) {
 		t.Fatalf("target %+v, want claim %s and keys %v", tgt, ManifestKey("r", d), want)

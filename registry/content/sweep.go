@@ -113,16 +113,19 @@ func (r *Repository) LinkTarget(d digest.Digest) Target {
 }
 
 // ManifestTarget deletes manifest d of this repository and its referrer
-// record (read from the manifest's subject, if it still parses).
-func (r *Repository) ManifestTarget(ctx context.Context, d digest.Digest) Target {
+// records: subjects are those the repository's referrers index lists d
+// under (EachReferrer), so no manifest is read to learn its subject. A
+// manifest PUT writes the manifest before its referrer record, so a
+// record the listing missed belongs to a PUT in flight, which pinned the
+// manifest key and so makes the claim fail; a PUT that crashed in between
+// left no record to delete.
+func (r *Repository) ManifestTarget(d digest.Digest, subjects ...digest.Digest) Target {
 	k := ManifestKey(r.name, d)
-	keys := []string{k}
-	if m, err := r.GetManifest(ctx, d); err == nil {
-		if pm, err := m.Parse(); err == nil && pm.Subject != nil {
-			keys = append([]string{ReferrerKey(r.name, *pm.Subject, d)}, keys...)
-		}
+	keys := make([]string, 0, len(subjects)+1)
+	for _, subj := range subjects {
+		keys = append(keys, ReferrerKey(r.name, subj, d))
 	}
-	return Target{Digest: d, claim: k, keys: keys}
+	return Target{Digest: d, claim: k, keys: append(keys, k)}
 }
 
 // BlobTarget deletes the global record of d (its data goes separately, by

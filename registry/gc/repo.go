@@ -196,9 +196,7 @@ func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds [
 
 // sweepManifests deletes the unreachable manifests older than grace,
 // claimed per repository (a concurrent PUT of the manifest here pins this
-// key), in batches: the targets are read concurrently (a referrer's
-// target names its subject's record too), then claimed and deleted
-// together.
+// key), a batch of claims and deletes for the whole repository.
 func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *repoMark) error {
 	reason := "no tag reaches it"
 	if untagged, age := p.untaggedPolicy(repo.Name()); untagged == "delete" {
@@ -215,12 +213,30 @@ func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *
 		}
 		doomed = append(doomed, d)
 	}
-	ts := make([]content.Target, len(doomed))
-	if err := p.fanOut(ctx, len(doomed), func(ctx context.Context, i int) error {
-		ts[i] = repo.ManifestTarget(ctx, doomed[i])
+	if len(doomed) == 0 {
 		return nil
-	}); err != nil {
-		return err
+	}
+	// A referrer's target names its subject's record: one listing of the
+	// repository's referrers index (made by the mark already with
+	// keep_referrers) instead of a read of every doomed manifest.
+	referrers := m.referrers
+	if !p.cfg.KeepReferrers {
+		referrers = map[digest.Digest][]digest.Digest{}
+		if err := repo.EachReferrer(ctx, func(subject, ref digest.Digest) {
+			referrers[subject] = append(referrers[subject], ref)
+		}); err != nil {
+			return err
+		}
+	}
+	subjects := map[digest.Digest][]digest.Digest{}
+	for subject, refs := range referrers {
+		for _, ref := range refs {
+			subjects[ref] = append(subjects[ref], subject)
+		}
+	}
+	ts := make([]content.Target, len(doomed))
+	for i, d := range doomed {
+		ts[i] = repo.ManifestTarget(d, subjects[d]...)
 	}
 	deleted, err := p.claimAndDelete(ctx, ts, "manifest "+repo.Name()+"@", reason)
 	p.deleted(ctx, DeletedManifest, repo.Name(), deleted)
