@@ -41,9 +41,9 @@ type DataIndexEntry struct {
 }
 
 // EachDataIndex calls fn with the data index, a page at a time, listing
-// up to conc ranges concurrently: fn is called concurrently.
+// up to conc shards concurrently: fn is called concurrently.
 func (s *Store) EachDataIndex(ctx context.Context, conc int, fn func([]DataIndexEntry) error) error {
-	return s.eachPageSharded(ctx, dataIndexPrefix, hexBounds(dataIndexPrefix), conc, func(objs []storage.Info) error {
+	return s.eachPageSharded(ctx, hexShards(dataIndexPrefix), conc, func(objs []storage.Info) error {
 		page := make([]DataIndexEntry, 0, len(objs))
 		for _, o := range objs {
 			if id, d, ok := dataIndexFromKey(o.Key); ok {

@@ -2,8 +2,8 @@ package content
 
 import (
 	"context"
-	"sort"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/storage"
@@ -64,63 +64,47 @@ func (s *Store) eachPage(ctx context.Context, prefix string, fn func([]storage.I
 	}
 }
 
-// hexBounds split a listing whose keys continue with a hex digit after
-// prefix into 16 ranges of about equal size (random ids, digests).
-func hexBounds(prefix string) []string {
-	bounds := make([]string, 0, 15)
-	for _, c := range "123456789abcdef" {
-		bounds = append(bounds, prefix+string(c))
+// hexShards splits the listing of prefix, whose keys continue with a
+// lowercase hex digit (upload ids, digests), into 16 prefixes of about
+// equal size.
+func hexShards(prefix string) []string {
+	shards := make([]string, 0, 16)
+	for _, c := range "0123456789abcdef" {
+		shards = append(shards, prefix+string(c))
 	}
-	return bounds
+	return shards
 }
 
-// eachPageSharded streams the listing of prefix as len(bounds)+1 key
-// ranges listed concurrently, up to conc at a time: (-inf, bounds[0]],
-// (bounds[0], bounds[1]], ..., (bounds[last], +inf). The ranges cover
-// every key whatever its shape, so nothing is missed when a key does not
-// follow the expected layout; the bounds only decide the balance. fn is
-// called concurrently, one page of one range at a time per call. A store
-// lists one stream at a few thousand keys per second (MinIO walks one
-// directory per key), so a large listing is bound by that latency, not by
-// the store's capacity.
-func (s *Store) eachPageSharded(ctx context.Context, prefix string, bounds []string, conc int, fn func([]storage.Info) error) error {
+// recordShards are the prefixes of every blob record key: 16 for sha256
+// (nearly every blob) and one for each other algorithm. Records exist only
+// for the supported algorithms, with lowercase hex (BlobRecordKey of a
+// parsed digest), so the shards miss no record: a record missed here
+// would make its data look orphaned.
+func recordShards() []string {
+	var shards []string
+	for _, alg := range Algorithms {
+		p := blobsPrefix + alg.String() + "/"
+		if alg == digest.SHA256 {
+			shards = append(shards, hexShards(p)...)
+		} else {
+			shards = append(shards, p)
+		}
+	}
+	return shards
+}
+
+// eachPageSharded streams the listings of prefixes (disjoint shards of
+// one listing), up to conc of them at a time, so fn is called
+// concurrently. A store lists one stream at a few thousand keys per
+// second (MinIO walks one directory per key, and a listing that starts
+// after a key still walks to it), so a large listing is bound by that
+// latency; shards that are real prefixes let each stream walk only its
+// own part.
+func (s *Store) eachPageSharded(ctx context.Context, prefixes []string, conc int, fn func([]storage.Info) error) error {
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(max(conc, 1))
-	for i := 0; i <= len(bounds); i++ {
-		lower, upper := "", ""
-		if i > 0 {
-			lower = bounds[i-1]
-		}
-		if i < len(bounds) {
-			upper = bounds[i]
-		}
-		eg.Go(func() error { return s.eachPageInRange(ectx, prefix, lower, upper, fn) })
+	for _, prefix := range prefixes {
+		eg.Go(func() error { return s.eachPage(ectx, prefix, fn) })
 	}
 	return eg.Wait()
-}
-
-// eachPageInRange streams the keys of prefix in (after, upper]; an empty
-// upper has no bound.
-func (s *Store) eachPageInRange(ctx context.Context, prefix, after, upper string, fn func([]storage.Info) error) error {
-	for {
-		page, err := s.driver.List(ctx, prefix, after, 0)
-		if err != nil {
-			return err
-		}
-		objs, done := page.Objects, !page.More || len(page.Objects) == 0
-		if upper != "" {
-			n := sort.Search(len(objs), func(i int) bool { return objs[i].Key > upper })
-			done = done || n < len(objs)
-			objs = objs[:n]
-		}
-		if len(objs) > 0 {
-			if err := fn(objs); err != nil {
-				return err
-			}
-		}
-		if done {
-			return nil
-		}
-		after = objs[len(objs)-1].Key
-	}
 }

@@ -2,72 +2,82 @@ package content
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/inmemory"
 )
 
-// TestEachPageShardedCoversEveryKey: the concurrent ranges list every key
-// under the prefix exactly once, whatever its shape (keys on a bound, keys
-// that are not hex, more keys than one listing page), and nothing outside
-// the prefix.
-func TestEachPageShardedCoversEveryKey(t *testing.T) {
+// TestShardedListingsCoverTheLayout: the sharded listings of blob records,
+// data objects and data index entries return every key Stratus writes
+// there exactly once (sha256 and sha512 records, more keys than one
+// listing page per shard), and nothing of the neighbouring prefixes.
+func TestShardedListingsCoverTheLayout(t *testing.T) {
 	ctx := context.Background()
 	d := inmemory.New()
 	t.Cleanup(func() { d.Close() })
-	var want []string
 	put := func(key string) {
 		if _, err := d.Put(ctx, key, strings.NewReader(""), storage.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range 20000 { // about 1,250 per range: several listing pages each
-		want = append(want, fmt.Sprintf("data/%032x", uint64(i)*0x9e3779b97f4a7c15))
+	want := map[string][]string{}
+	for i := range 20000 { // about 1,250 keys per shard: several listing pages each
+		var b [16]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		dg := digest.SHA256.FromString(fmt.Sprint(i))
+		if i%100 == 0 {
+			dg = digest.SHA512.FromString(fmt.Sprint(i))
+		}
+		for kind, key := range map[string]string{"records": BlobRecordKey(dg), "data": DataKey(id), "index": DataIndexKey(id, dg)} {
+			put(key)
+			want[kind] = append(want[kind], key)
+		}
 	}
-	// On a bound, just after one, before the first, after the last, and
-	// keys of no expected shape.
-	want = append(want, "data/1", "data/10", "data/0", "data/00", "data/f", "data/fz", "data/zz", "data/-x", "data/A")
-	for _, k := range want {
+	for _, k := range []string{"blob", "blobs/sha384/ab/cd", "dat", "data", "datarefs", "gc/last-run.json"} {
 		put(k)
 	}
-	put("dat")
-	put("datarefs/1")
-	slices.Sort(want)
+	s, _ := newTestStore(t, d)
 	for _, tc := range []struct {
-		name string
-		conc int
+		kind   string
+		shards []string
 	}{
-		{"one range at a time", 1},
-		{"four at a time", 4},
-		{"all at once", 32},
+		{"records", recordShards()},
+		{"data", hexShards(dataPrefix)},
+		{"index", hexShards(dataIndexPrefix)},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newTestStore(t, d)
-			var (
-				mu  sync.Mutex
-				got []string
-			)
-			err := s.eachPageSharded(ctx, dataPrefix, hexBounds(dataPrefix), tc.conc, func(objs []storage.Info) error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, o := range objs {
-					got = append(got, o.Key)
+		for _, conc := range []int{1, 4, 64} {
+			t.Run(fmt.Sprintf("%s/%d at a time", tc.kind, conc), func(t *testing.T) {
+				var (
+					mu  sync.Mutex
+					got []string
+				)
+				if err := s.eachPageSharded(ctx, tc.shards, conc, func(objs []storage.Info) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, o := range objs {
+						got = append(got, o.Key)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
 				}
-				return nil
+				slices.Sort(got)
+				w := slices.Sorted(slices.Values(want[tc.kind]))
+				if !slices.Equal(got, w) {
+					t.Fatalf("listed %d keys, want %d: %s", len(got), len(w), firstDiff(got, w))
+				}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				t.Fatalf("listed %d keys, want %d; first differences: %v", len(got), len(want), firstDiff(got, want))
-			}
-		})
+		}
 	}
 }
 

@@ -63,10 +63,10 @@ func (r *Repository) EachReferrer(ctx context.Context, fn func(subject, referrer
 }
 
 // EachBlob calls fn with the digests of all blob records, a page at a
-// time, listing up to conc ranges of the records concurrently: fn is
+// time, listing up to conc shards of the records concurrently: fn is
 // called concurrently (Stat reads each record).
 func (s *Store) EachBlob(ctx context.Context, conc int, fn func([]Entry) error) error {
-	return s.eachPageSharded(ctx, blobsPrefix, hexBounds(blobsPrefix+digest.SHA256.String()+"/"), conc, func(objs []storage.Info) error {
+	return s.eachPageSharded(ctx, recordShards(), conc, func(objs []storage.Info) error {
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromRecordKey(o.Key); ok {
@@ -85,9 +85,9 @@ type DataEntry struct {
 }
 
 // EachData calls fn with every upload data object, a page at a time,
-// listing up to conc ranges concurrently: fn is called concurrently.
+// listing up to conc shards concurrently: fn is called concurrently.
 func (s *Store) EachData(ctx context.Context, conc int, fn func([]DataEntry) error) error {
-	return s.eachPageSharded(ctx, dataPrefix, hexBounds(dataPrefix), conc, func(objs []storage.Info) error {
+	return s.eachPageSharded(ctx, hexShards(dataPrefix), conc, func(objs []storage.Info) error {
 		page := make([]DataEntry, len(objs))
 		for i, o := range objs {
 			page[i] = DataEntry{Ref: DataRef(o.Key), Size: o.Size, ModTime: o.ModTime}
