@@ -91,12 +91,13 @@ func TestCommitBlobIsIdempotent(t *testing.T) {
 				t.Errorf("blob = %+v, want data of %s", b, tc.wantOwner)
 			}
 			var left []string
-			s.EachData(ctx, 1, func(page []DataEntry) error {
-				for _, e := range page {
-					left = append(left, string(e.Ref))
-				}
-				return nil
-			})
+			page, err := f.List(ctx, dataPrefix, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range page.Objects {
+				left = append(left, o.Key)
+			}
 			if !slices.Equal(left, tc.wantData) {
 				t.Errorf("data objects %v, want %v", left, tc.wantData)
 			}
