@@ -95,6 +95,13 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 			b.Logf("%s pass requests: %v", pass, instrument.Diff(before, requestCounts(b, metrics)))
 			b.Logf("%s pass time in requests (ms, summed over concurrent ones): %v", pass, instrument.Diff(beforeMs, requestSeconds(b, metrics)))
 		}
+		// The store's own limit in the same run: one stream listing every
+		// key once, as a steady pass must at least.
+		start = time.Now()
+		keys := listAll(b, store)
+		el := time.Since(start)
+		b.Logf("listing the whole bucket in one stream: %d keys in %.1fs (%.0f keys/s)", keys, el.Seconds(), float64(keys)/el.Seconds())
+		b.ReportMetric(float64(keys)/el.Seconds(), "bucket-list-keys/s")
 	}
 }
 
@@ -108,6 +115,22 @@ func reportGCPass(b *testing.B, pass string, rep *GCReport) {
 	b.Logf("%s pass: %.1fs over %.0f objects (%.0f/s); mark %.1fs over %d manifests+links, sweep %.1fs over %d blobs; deleted %d manifests, %d blobs, %d links; backfilled %d",
 		pass, rep.DurationSeconds, all, all/rep.DurationSeconds, rep.MarkSeconds, markObjects, rep.SweepSeconds, sweepObjects,
 		rep.ManifestsDeleted, rep.BlobsDeleted, rep.LinksDeleted, rep.DataIndexed)
+}
+
+// listAll lists every key of the store, page by page, and counts them.
+func listAll(b *testing.B, store storage.Driver) int {
+	n, after := 0, ""
+	for {
+		page, err := store.List(context.Background(), "", after, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(page.Objects)
+		if !page.More || len(page.Objects) == 0 {
+			return n
+		}
+		after = page.Objects[len(page.Objects)-1].Key
+	}
 }
 
 // requestCounts reads how many store and Redis operations were made so
