@@ -15,6 +15,12 @@ type GCDecision = gc.Decision
 // GCPolicyState records the settings a pass ran with.
 type GCPolicyState = gc.PolicyState
 
+// GCStorage is the live content by repository a pass's mark found.
+type GCStorage = gc.Storage
+
+// GCRepoStorage is one repository's live content.
+type GCRepoStorage = gc.RepoStorage
+
 // ErrGCRunning: another replica holds the GC lease.
 var ErrGCRunning = gc.ErrRunning
 

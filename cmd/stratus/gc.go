@@ -73,6 +73,7 @@ func printReport(w io.Writer, r *registry.GCReport, asJSON bool) {
 		fmt.Fprintf(tw, "error\t%s\n", e)
 	}
 	tw.Flush()
+	printStorage(w, r.Storage)
 	if len(r.Decisions) > 0 {
 		fmt.Fprintln(w, "\ndecisions:")
 		for _, d := range r.Decisions {

@@ -77,6 +77,9 @@ type Config struct {
 	// Retention, if set, deletes tags by the retention rules before each
 	// repository is marked (see retention.go).
 	Retention Retention
+	// StorageRepositories bounds the repositories Report.Storage lists by
+	// name (the rest are summed); 0: 1000.
+	StorageRepositories int
 }
 
 // Deletion is one object a pass deleted in a repository.
@@ -128,6 +131,9 @@ func New(store *content.Store, locks Locks, cfg Config, logger *slog.Logger, onP
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("gc: concurrency %d is below 1", cfg.Concurrency)
 	}
+	if cfg.StorageRepositories < 0 {
+		return nil, fmt.Errorf("gc: storage repositories bound %d is negative", cfg.StorageRepositories)
+	}
 	if cfg.Untagged != "keep" && cfg.Untagged != "delete" {
 		return nil, fmt.Errorf("gc: untagged policy %q is not keep or delete", cfg.Untagged)
 	}
@@ -158,6 +164,8 @@ type pass struct {
 	// slots bound the pass's concurrent store and lock requests (see
 	// fanOut); repositories are collected concurrently too.
 	slots chan struct{}
+	// storage tallies each repository's live content (storage.go).
+	storage *storageTally
 }
 
 // Run runs one pass. With dryRun it deletes nothing and lists what it
@@ -180,6 +188,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		live: map[digest.Digest]struct{}{}, records: map[digest.Digest]struct{}{},
 		collected: map[digest.Digest]struct{}{},
 		slots:     make(chan struct{}, c.cfg.Concurrency),
+		storage:   newStorageTally(c.logger),
 		report: &Report{Started: now.UTC(), DryRun: dryRun, Policy: PolicyState{
 			GraceSeconds: c.cfg.Grace.Seconds(), Untagged: c.cfg.Untagged, KeepReferrers: c.cfg.KeepReferrers,
 		}},
@@ -261,6 +270,7 @@ func (p *pass) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.report.Storage = p.storage.report(p.storageRepositories())
 	if err := p.sweepBlobs(ctx); err != nil {
 		return fmt.Errorf("blobs: %w", err)
 	}

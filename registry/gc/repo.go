@@ -20,7 +20,11 @@ type repoMark struct {
 	referrers map[digest.Digest][]digest.Digest
 	// the closure: live manifests and the blobs they use.
 	liveManifests map[digest.Digest]bool
-	liveBlobs     map[digest.Digest]struct{}
+	// liveBlobs maps each blob to its descriptor's size, and
+	// manifestSizes each live manifest read to its body's length: the
+	// storage report (storage.go).
+	liveBlobs     map[digest.Digest]int64
+	manifestSizes map[digest.Digest]int64
 }
 
 // collectRepo marks one repository, takes the closure, sweeps its
@@ -45,6 +49,7 @@ func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error 
 		p.live[d] = struct{}{}
 	}
 	p.mu.Unlock()
+	p.storage.addRepo(repo.Name(), m.manifestSizes, m.liveBlobs)
 	if err := p.sweepManifests(ctx, repo, m); err != nil {
 		return err
 	}
@@ -137,7 +142,8 @@ func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repo
 // live manifests, and the blobs of every live manifest.
 func (p *pass) closure(ctx context.Context, repo *content.Repository, m *repoMark) error {
 	m.liveManifests = map[digest.Digest]bool{}
-	m.liveBlobs = map[digest.Digest]struct{}{}
+	m.liveBlobs = map[digest.Digest]int64{}
+	m.manifestSizes = map[digest.Digest]int64{}
 	frontier := m.roots
 	for len(frontier) > 0 {
 		var batch []digest.Digest
@@ -148,20 +154,23 @@ func (p *pass) closure(ctx context.Context, repo *content.Repository, m *repoMar
 			}
 		}
 		frontier = nil
-		parsed, err := p.readManifests(ctx, repo, batch)
+		read, err := p.readManifests(ctx, repo, batch)
 		if err != nil {
 			return err
 		}
-		for i, pm := range parsed {
+		for i, rm := range read {
 			frontier = append(frontier, m.referrers[batch[i]]...)
-			if pm == nil {
+			if rm.found {
+				m.manifestSizes[batch[i]] = rm.size
+			}
+			if rm.parsed == nil {
 				continue
 			}
-			for _, r := range pm.Refs {
+			for _, r := range rm.parsed.Refs {
 				if r.Manifest {
 					frontier = append(frontier, r.Digest)
-				} else {
-					m.liveBlobs[r.Digest] = struct{}{}
+				} else if _, seen := m.liveBlobs[r.Digest]; !seen {
+					m.liveBlobs[r.Digest] = r.Size
 				}
 			}
 		}
@@ -169,11 +178,18 @@ func (p *pass) closure(ctx context.Context, repo *content.Repository, m *repoMar
 	return nil
 }
 
-// readManifests reads and parses manifests concurrently; an entry is nil
-// for a manifest deleted meanwhile or one that does not parse (kept, and
-// logged: GC never deletes what it cannot understand).
-func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds []digest.Digest) ([]*content.Parsed, error) {
-	out := make([]*content.Parsed, len(ds))
+// readManifest is one manifest the closure read: found is false for a
+// manifest deleted meanwhile, parsed nil also for one that does not parse
+// (kept, and logged: GC never deletes what it cannot understand).
+type readManifest struct {
+	parsed *content.Parsed
+	size   int64
+	found  bool
+}
+
+// readManifests reads and parses manifests concurrently.
+func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds []digest.Digest) ([]readManifest, error) {
+	out := make([]readManifest, len(ds))
 	err := p.fanOut(ctx, len(ds), func(ctx context.Context, i int) error {
 		d := ds[i]
 		man, err := repo.GetManifest(ctx, d)
@@ -183,12 +199,13 @@ func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds [
 		if err != nil {
 			return err
 		}
+		out[i] = readManifest{size: int64(len(man.Body)), found: true}
 		pm, err := man.Parse()
 		if err != nil {
 			p.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", repo.Name(), "digest", d.String(), "err", err)
 			return nil
 		}
-		out[i] = pm
+		out[i].parsed = pm
 		return nil
 	})
 	return out, err
