@@ -15,7 +15,7 @@ import (
 func (p *pass) sweepBlobs(ctx context.Context) error {
 	return p.store.EachBlob(ctx, p.cfg.Concurrency, func(page []content.Entry) error {
 		// p.live is complete (the mark is over) and only read from here
-		// on; pages of different ranges of the listing come concurrently.
+		// on; pages of different shards of the listing come concurrently.
 		var candidates []digest.Digest
 		var young []digest.Digest
 		p.mu.Lock()

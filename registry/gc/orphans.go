@@ -22,7 +22,7 @@ import (
 // entries are backfilled, so a store of layout v1 pays the record reads
 // on one pass, not on every pass (docs/architecture.md, "The data index").
 func (p *pass) sweepOrphans(ctx context.Context) error {
-	// Both listings come in concurrent ranges: mu guards index and
+	// Both listings come in concurrent shards: mu guards index and
 	// unindexed; p.records and p.collected are complete and only read.
 	var mu sync.Mutex
 	index := map[content.DataRef][]content.DataIndexEntry{}
