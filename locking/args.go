@@ -19,20 +19,22 @@ func CheckKey(what, key string) error {
 	return nil
 }
 
+// CheckKeys is CheckKey of every key of a batch (PinAll, ClaimMany),
+// with all failures.
+func CheckKeys(what string, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := CheckKey(what, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // CheckTTL rejects a ttl that would make an entry expire before it exists.
 func CheckTTL(ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("%w: ttl must be positive, got %v", ErrInvalid, ttl)
-	}
-	return nil
-}
-
-// CheckKeys is CheckKey for each key of a group (PinAll).
-func CheckKeys(what string, keys []string) error {
-	for _, k := range keys {
-		if err := CheckKey(what, k); err != nil {
-			return err
-		}
 	}
 	return nil
 }

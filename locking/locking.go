@@ -91,6 +91,15 @@ type Pins interface {
 	Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error)
 	// Unclaim clears the deleting mark after GC deleted (or gave up on) the digest.
 	Unclaim(ctx context.Context, digest string) error
+	// ClaimMany is Claim of each digest, in one round trip where the store
+	// allows (GC claims a listing page at a time): claimed[i] reports
+	// digests[i]. Each claim is atomic against the pins of its digest, as
+	// Claim; the batch as a whole is not. On error, any of the digests may
+	// be claimed, and the caller unclaims them all (or lets the ttl).
+	ClaimMany(ctx context.Context, digests []string, notPinnedSince time.Time, ttl time.Duration) (claimed []bool, err error)
+	// UnclaimMany is Unclaim of each digest, in one round trip where the
+	// store allows.
+	UnclaimMany(ctx context.Context, digests []string) error
 }
 
 // Sessions stores opaque upload-session records with an expiry. Updates are

@@ -53,9 +53,17 @@ type GCConfig struct {
 	KeepReferrers *bool `yaml:"keep_referrers"`
 	// Concurrency bounds parallel reads, claims and deletes.
 	Concurrency int `yaml:"concurrency"`
+	// MaxRate caps a pass's object-store requests per second (a listing
+	// page, a read or a batch delete is one); 0 does not pace. On a small
+	// machine a pass that runs unpaced competes with requests for the
+	// cores (docs/benchmarks.md, "Issue 16 follow-up: GC throughput").
+	MaxRate float64 `yaml:"max_rate"`
 }
 
 const minManifestLimit = 4 << 20
+
+// maxGCRate bounds registry.gc.max_rate: beyond it pacing means nothing.
+const maxGCRate = 1_000_000
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
@@ -139,6 +147,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GC.Concurrency < 1 || c.GC.Concurrency > 256 {
 		errs = append(errs, fmt.Errorf("registry.gc.concurrency: %d is outside 1..256", c.GC.Concurrency))
+	}
+	if !(c.GC.MaxRate >= 0 && c.GC.MaxRate <= maxGCRate) { // also refuses NaN
+		errs = append(errs, fmt.Errorf("registry.gc.max_rate: %g is outside 0..%g requests per second (0 does not pace)", c.GC.MaxRate, float64(maxGCRate)))
 	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,7 @@ var ErrGCRunning = gc.ErrRunning
 // collector is the GC over this registry's content, with the current
 // configuration.
 func (g *Registry) collector() (*gc.Collector, error) {
-	return gc.New(g.content, g.locks, gc.Config{
+	return gc.New(g.gcContent, g.locks, gc.Config{
 		Grace: g.cfg.GC.Grace, Untagged: g.cfg.GC.Untagged, UntaggedAge: g.cfg.GC.UntaggedAge,
 		KeepReferrers: *g.cfg.GC.KeepReferrers, Concurrency: g.cfg.GC.Concurrency,
 		Interval: g.cfg.GC.Interval, UploadTTL: g.cfg.UploadTTL, OnDelete: g.gcDeleted,

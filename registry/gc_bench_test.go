@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	lockinstrument "github.com/stratus-registry/stratus/locking/instrument"
 	"github.com/stratus-registry/stratus/locking/lockingtest"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
+	"github.com/stratus-registry/stratus/storage/instrument"
 	"github.com/stratus-registry/stratus/storage/s3"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
@@ -58,8 +61,19 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		b.Fatal(err)
 	}
 	defer locks.Close()
+	// Both wrappers count requests, so each pass reports what it cost the
+	// object store and Redis, by operation.
+	metrics := prometheus.NewRegistry()
+	sm, err := instrument.NewMetrics(metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lm, err := lockinstrument.NewMetrics(metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
 	reg, err := New(ctx, Config{PinTimeout: time.Millisecond, GC: GCConfig{Grace: 2 * time.Millisecond, Untagged: "delete", UntaggedAge: 2 * time.Millisecond, Concurrency: 16}},
-		Deps{Storage: store, Locking: locks})
+		Deps{Storage: sm.Wrap(store), Locking: lm.Wrap(locks, "redis")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,6 +84,7 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		b.Logf("generated %d objects (%d manifests, %d blobs) in %s", objects, repos*perRepo, repos*perRepo*(layers+1), time.Since(start).Round(time.Second))
 		time.Sleep(10 * time.Millisecond)
 		for _, pass := range []string{"collecting", "steady"} {
+			before, beforeMs := requestCounts(b, metrics), requestSeconds(b, metrics)
 			b.StartTimer()
 			rep, err := reg.RunGC(ctx, false)
 			b.StopTimer()
@@ -77,7 +92,16 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 				b.Fatal(err)
 			}
 			reportGCPass(b, pass, rep)
+			b.Logf("%s pass requests: %v", pass, instrument.Diff(before, requestCounts(b, metrics)))
+			b.Logf("%s pass time in requests (ms, summed over concurrent ones): %v", pass, instrument.Diff(beforeMs, requestSeconds(b, metrics)))
 		}
+		// The store's own limit in the same run: one stream listing every
+		// key once, as a steady pass must at least.
+		start = time.Now()
+		keys := listAll(b, store)
+		el := time.Since(start)
+		b.Logf("listing the whole bucket in one stream: %d keys in %.1fs (%.0f keys/s)", keys, el.Seconds(), float64(keys)/el.Seconds())
+		b.ReportMetric(float64(keys)/el.Seconds(), "bucket-list-keys/s")
 	}
 }
 
@@ -91,6 +115,77 @@ func reportGCPass(b *testing.B, pass string, rep *GCReport) {
 	b.Logf("%s pass: %.1fs over %.0f objects (%.0f/s); mark %.1fs over %d manifests+links, sweep %.1fs over %d blobs; deleted %d manifests, %d blobs, %d links; backfilled %d",
 		pass, rep.DurationSeconds, all, all/rep.DurationSeconds, rep.MarkSeconds, markObjects, rep.SweepSeconds, sweepObjects,
 		rep.ManifestsDeleted, rep.BlobsDeleted, rep.LinksDeleted, rep.DataIndexed)
+}
+
+// listAll lists every key of the store, page by page, and counts them.
+func listAll(b *testing.B, store storage.Driver) int {
+	n, after := 0, ""
+	for {
+		page, err := store.List(context.Background(), "", after, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(page.Objects)
+		if !page.More || len(page.Objects) == 0 {
+			return n
+		}
+		after = page.Objects[len(page.Objects)-1].Key
+	}
+}
+
+// requestCounts reads how many store and Redis operations were made so
+// far, by operation; Redis operations are prefixed "redis_".
+func requestCounts(b *testing.B, g prometheus.Gatherer) map[string]uint64 {
+	counts, err := instrument.OpCounts(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	families, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "stratus_locking_operation_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					counts["redis_"+l.GetValue()] += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return counts
+}
+
+// requestSeconds reads how long the store and Redis operations made so
+// far took in all, in milliseconds by operation (concurrent operations
+// add up, so this says where a pass waits, not how long it took).
+func requestSeconds(b *testing.B, g prometheus.Gatherer) map[string]uint64 {
+	families, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms := map[string]uint64{}
+	for _, f := range families {
+		prefix := ""
+		switch f.GetName() {
+		case "stratus_storage_operation_duration_seconds":
+		case "stratus_locking_operation_duration_seconds":
+			prefix = "redis_"
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					ms[prefix+l.GetValue()] += uint64(m.GetHistogram().GetSampleSum() * 1000)
+				}
+			}
+		}
+	}
+	return ms
 }
 
 // generateStore writes the bucket layout directly (records, data, links,

@@ -24,7 +24,11 @@ import (
 // grace period, then runs a GC pass that holds every link claim a random
 // while, and lands stable-repository requests at random moments inside
 // it: HEAD, GET, a mount from the stable repository and a manifest PUT
-// there must all succeed.
+// there must all succeed. Meanwhile a churn layer this pass collects is
+// pushed again at a random moment (its record goes in the blob sweep, its
+// data later in the orphan sweep, whose data claims are held a random
+// while too): once acknowledged, it must be served byte for byte after
+// the pass and in every later round.
 func TestGCLoadSharedLayers(t *testing.T) {
 	rounds, churnRepos := 6, 8
 	if testing.Short() {
@@ -39,13 +43,19 @@ func TestGCLoadSharedLayers(t *testing.T) {
 				_, m := tr.imageManifest(repo, base...)
 				tr.expect(tr.do("PUT", "/v2/"+repo+"/manifests/v1", m, "Content-Type", mtOCIManifest), 201, "")
 			}
-			var claimsHeld, checks atomic.Int64
+			var claimsHeld, dataClaimsHeld, checks atomic.Int64
 			reg.hooks = &hooks{afterClaim: func(key string, ok bool) {
-				if ok && strings.Contains(key, "/_links/") {
+				switch {
+				case ok && strings.Contains(key, "/_links/"):
 					claimsHeld.Add(1)
-					time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
+				case ok && strings.HasPrefix(key, "data/"):
+					dataClaimsHeld.Add(1)
+				default:
+					return
 				}
+				time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
 			}}
+			var pushedAgain [][]byte // acknowledged while a pass collected them
 			for round := range rounds {
 				for k := range churnRepos {
 					repo := fmt.Sprintf("churn/r%d-%d", round, k)
@@ -72,14 +82,46 @@ func TestGCLoadSharedLayers(t *testing.T) {
 						checks.Add(1)
 					})
 				}
+				wg.Go(func() {
+					time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+					l := []byte(fmt.Sprintf("churn/r%d-%d", round, rand.IntN(churnRepos)))
+					if err := pushAgain(tr, "stable/again", l); err != nil {
+						t.Errorf("round %d: %v", round, err)
+						return
+					}
+					pushedAgain = append(pushedAgain, l) // this goroutine is the only writer during the round
+				})
 				wg.Wait()
+				for _, l := range pushedAgain {
+					if st, body := send(tr, "GET", "/v2/stable/again/blobs/"+sha(l), nil); st != 200 || !bytes.Equal(body, l) {
+						t.Fatalf("round %d: layer %q pushed again during a pass: GET %d", round, l, st)
+					}
+				}
 			}
-			t.Logf("%d rounds, %d link claims held, %d stable checks", rounds, claimsHeld.Load(), checks.Load())
+			t.Logf("%d rounds, %d link claims and %d data claims held, %d stable checks, %d layers pushed again",
+				rounds, claimsHeld.Load(), dataClaimsHeld.Load(), checks.Load(), len(pushedAgain))
+			if dataClaimsHeld.Load() == 0 {
+				t.Fatal("no data claim was held: the passes collected no blob data")
+			}
 			if claimsHeld.Load() < int64(rounds*churnRepos) {
 				t.Fatalf("only %d link claims in %d rounds of %d churn repositories: GC did not unlink the base layers", claimsHeld.Load(), rounds, churnRepos)
 			}
 		})
 	}
+}
+
+// pushAgain pushes an image of layer l into repo, as a client would:
+// an answer that GC refused (the layer's digest being deleted that very
+// moment) is retried, and only an acknowledged manifest PUT counts.
+func pushAgain(tr *testRegistry, repo string, l []byte) error {
+	var err error
+	for range 10 {
+		if _, err = pushImage(tr, repo, [][]byte{l}); err == nil {
+			return nil
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	return fmt.Errorf("pushing %q again: %w", l, err)
 }
 
 // useStable pulls the stable image's layers, mounts one into a scratch

@@ -45,16 +45,21 @@ type Deps struct {
 	Retention gc.Retention
 	// Mirror serves the pull-through mirror prefixes; nil mirrors nothing.
 	Mirror Mirror
+	// GCStorage is Storage as garbage collection uses it (cmd/stratus
+	// paces it to registry.gc.max_rate); nil: Storage itself.
+	GCStorage storage.Driver
 }
 
 // Registry is the HTTP handler of the distribution API.
 type Registry struct {
 	cfg     Config
 	content *content.Store
-	locks   locking.Store
-	auth    Authorizer
-	events  EventSink
-	logger  *slog.Logger
+	// gcContent is content over Deps.GCStorage.
+	gcContent *content.Store
+	locks     locking.Store
+	auth      Authorizer
+	events    EventSink
+	logger    *slog.Logger
 	// uploadSlots is nil without a per-repository upload limit.
 	uploadSlots UploadSlots
 	tagPolicy   TagPolicy
@@ -130,7 +135,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	g.content = cs
+	g.content, g.gcContent = cs, cs
+	if deps.GCStorage != nil {
+		g.gcContent = cs.WithDriver(deps.GCStorage)
+	}
 	if _, err := g.collector(); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

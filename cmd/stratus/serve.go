@@ -116,7 +116,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 		TagPolicy: pols.tags, Retention: pols.retention,
-		Mirror: mirror,
+		Mirror: mirror, GCStorage: gcStorage(cfg.Registry.GC, driver),
 	})
 	if err != nil {
 		closeAll()

@@ -140,6 +140,20 @@ func (s *store) Unclaim(ctx context.Context, digest string) error {
 	return err
 }
 
+func (s *store) ClaimMany(ctx context.Context, digests []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error) {
+	start := time.Now()
+	claimed, err := s.next.ClaimMany(ctx, digests, notPinnedSince, ttl)
+	s.m.observe(s.backend, "claim_many", start, err)
+	return claimed, err
+}
+
+func (s *store) UnclaimMany(ctx context.Context, digests []string) error {
+	start := time.Now()
+	err := s.next.UnclaimMany(ctx, digests)
+	s.m.observe(s.backend, "unclaim_many", start, err)
+	return err
+}
+
 func (s *store) Create(ctx context.Context, id string, rec []byte, ttl time.Duration) error {
 	start := time.Now()
 	err := s.next.Create(ctx, id, rec, ttl)

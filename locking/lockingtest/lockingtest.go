@@ -36,6 +36,7 @@ const (
 func Run(t *testing.T, newStore func(t *testing.T) locking.Store) {
 	t.Run("Leases", func(t *testing.T) { runLeases(t, newStore) })
 	t.Run("Pins", func(t *testing.T) { runPins(t, newStore) })
+	t.Run("ClaimMany", func(t *testing.T) { runClaimMany(t, newStore) })
 	t.Run("Sessions", func(t *testing.T) { runSessions(t, newStore) })
 	t.Run("context cancellation returns promptly", func(t *testing.T) { testCancelled(t, newStore(t)) })
 	t.Run("invalid arguments are refused", func(t *testing.T) { testInvalid(t, newStore(t)) })
@@ -138,6 +139,11 @@ func testCancelled(t *testing.T, s locking.Store) {
 		{"Pin", func() error { return s.Pin(ctx, randKey("digest")) }},
 		{"Claim", func() error { _, err := s.Claim(ctx, randKey("digest"), time.Now(), longTTL); return err }},
 		{"Unclaim", func() error { return s.Unclaim(ctx, randKey("digest")) }},
+		{"ClaimMany", func() error {
+			_, err := s.ClaimMany(ctx, []string{randKey("digest")}, time.Now(), longTTL)
+			return err
+		}},
+		{"UnclaimMany", func() error { return s.UnclaimMany(ctx, []string{randKey("digest")}) }},
 		{"Create", func() error { return s.Create(ctx, randKey("cancel-session"), []byte("x"), longTTL) }},
 		{"Get", func() error { _, err := s.Get(ctx, id); return err }},
 		{"Update", func() error { return s.Update(ctx, sl, id, []byte("x"), longTTL) }},
@@ -180,6 +186,12 @@ func testInvalid(t *testing.T, s locking.Store) {
 		{"Pin empty digest", func() error { return s.Pin(ctx, "") }},
 		{"Claim empty digest", func() error { _, err := s.Claim(ctx, "", time.Now(), longTTL); return err }},
 		{"Claim zero ttl", func() error { _, err := s.Claim(ctx, randKey("digest"), time.Now(), 0); return err }},
+		{"ClaimMany empty digest", func() error {
+			_, err := s.ClaimMany(ctx, []string{randKey("digest"), ""}, time.Now(), longTTL)
+			return err
+		}},
+		{"ClaimMany zero ttl", func() error { _, err := s.ClaimMany(ctx, []string{randKey("digest")}, time.Now(), 0); return err }},
+		{"UnclaimMany empty digest", func() error { return s.UnclaimMany(ctx, []string{""}) }},
 		{"Create empty id", func() error { return s.Create(ctx, "", nil, longTTL) }},
 		{"Create zero ttl", func() error { return s.Create(ctx, randKey("session"), nil, 0) }},
 		{"Update zero ttl", func() error { return s.Update(ctx, l, randKey("session"), nil, 0) }},

@@ -295,26 +295,45 @@ func (s *Store) PinAll(ctx context.Context, keys ...string) error {
 // claimed again (false): the earlier claimer may still be deleting it, and
 // the claim's ttl hands it back if that claimer died.
 func (s *Store) Claim(ctx context.Context, digest string, notPinnedSince time.Time, ttl time.Duration) (bool, error) {
-	if err := errors.Join(locking.CheckKey("digest", digest), locking.CheckTTL(ttl)); err != nil {
-		return false, err
-	}
-	now, err := s.lock(ctx)
+	claimed, err := s.ClaimMany(ctx, []string{digest}, notPinnedSince, ttl)
 	if err != nil {
 		return false, err
 	}
-	defer s.mu.Unlock()
-	p := s.pins[digest]
-	if p.claimed(now) || (p.pinned(now) && !p.lastref.Before(notPinnedSince)) {
-		return false, nil
+	return claimed[0], nil
+}
+
+// ClaimMany implements locking.Pins: the whole batch under one hold of the
+// mutex, so each claim is atomic against pins as Claim's is.
+func (s *Store) ClaimMany(ctx context.Context, digests []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error) {
+	if err := errors.Join(locking.CheckKeys("digest", digests), locking.CheckTTL(ttl)); err != nil {
+		return nil, err
 	}
-	p.deletingUntil = now.Add(ttl)
-	s.pins[digest] = p
-	return true, nil
+	now, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	claimed := make([]bool, len(digests))
+	for i, d := range digests {
+		p := s.pins[d]
+		if p.claimed(now) || (p.pinned(now) && !p.lastref.Before(notPinnedSince)) {
+			continue
+		}
+		p.deletingUntil = now.Add(ttl)
+		s.pins[d] = p
+		claimed[i] = true
+	}
+	return claimed, nil
 }
 
 // Unclaim implements locking.Pins.
 func (s *Store) Unclaim(ctx context.Context, digest string) error {
-	if err := locking.CheckKey("digest", digest); err != nil {
+	return s.UnclaimMany(ctx, []string{digest})
+}
+
+// UnclaimMany implements locking.Pins.
+func (s *Store) UnclaimMany(ctx context.Context, digests []string) error {
+	if err := locking.CheckKeys("digest", digests); err != nil {
 		return err
 	}
 	now, err := s.lock(ctx)
@@ -322,16 +341,18 @@ func (s *Store) Unclaim(ctx context.Context, digest string) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	p, ok := s.pins[digest]
-	if !ok {
-		return nil
+	for _, d := range digests {
+		p, ok := s.pins[d]
+		if !ok {
+			continue
+		}
+		p.deletingUntil = time.Time{}
+		if p.dead(now) {
+			delete(s.pins, d)
+			continue
+		}
+		s.pins[d] = p
 	}
-	p.deletingUntil = time.Time{}
-	if p.dead(now) {
-		delete(s.pins, digest)
-		return nil
-	}
-	s.pins[digest] = p
 	return nil
 }
 

@@ -68,6 +68,37 @@ func TestPinAllAfterScriptFlush(t *testing.T) {
 	}
 }
 
+// TestClaimManyAfterScriptFlush: a Redis that lost its script cache
+// (restarted, or SCRIPT FLUSH) answers the pipelined EVALSHAs with
+// NOSCRIPT; those calls had no effect, so ClaimMany sends them again with
+// the script body and answers as if nothing happened.
+func TestClaimManyAfterScriptFlush(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, redis.Config{Addrs: []string{server.Addr()}})
+	key := "flush-test-" + time.Now().Format(time.RFC3339Nano)
+	pinned, free := key+"-pinned", key+"-free"
+	since, err := s.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(ctx, pinned); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimMany(ctx, []string{pinned, free}, since, time.Minute)
+	if err != nil || len(got) != 2 || got[0] || !got[1] {
+		t.Fatalf("ClaimMany after SCRIPT FLUSH = %v, %v; want [false true]", got, err)
+	}
+	if err := s.Pin(ctx, free); !errors.Is(err, locking.ErrDeleting) {
+		t.Fatalf("Pin of the claimed digest: %v, want ErrDeleting", err)
+	}
+	if err := s.UnclaimMany(ctx, []string{free}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestKeyPrefixSeparatesStores: two registries sharing one Redis under
 // different prefixes do not see each other's leases, pins or sessions.
 func TestKeyPrefixSeparatesStores(t *testing.T) {
@@ -134,8 +165,13 @@ func operations(s *redis.Store, l locking.Lease) map[string]func(context.Context
 			return err
 		},
 		"Unclaim": func(ctx context.Context) error { return s.Unclaim(ctx, "fault-d") },
-		"Create":  func(ctx context.Context) error { return s.Create(ctx, "fault-s", nil, time.Minute) },
-		"Get":     func(ctx context.Context) error { _, err := s.Get(ctx, "fault-s"); return err },
+		"ClaimMany": func(ctx context.Context) error {
+			_, err := s.ClaimMany(ctx, []string{"fault-d", "fault-e"}, time.Now(), time.Minute)
+			return err
+		},
+		"UnclaimMany": func(ctx context.Context) error { return s.UnclaimMany(ctx, []string{"fault-d", "fault-e"}) },
+		"Create":      func(ctx context.Context) error { return s.Create(ctx, "fault-s", nil, time.Minute) },
+		"Get":         func(ctx context.Context) error { _, err := s.Get(ctx, "fault-s"); return err },
 		"Update": func(ctx context.Context) error {
 			return s.Update(ctx, l, "fault-s", nil, time.Minute)
 		},

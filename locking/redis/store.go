@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -164,6 +165,93 @@ func (s *Store) Unclaim(ctx context.Context, digest string) error {
 		return err
 	}
 	return mapErr(ctx, "unclaim", s.client.Del(ctx, s.deletingKey(digest)).Err())
+}
+
+// ClaimMany implements locking.Pins: one pipeline of the claim script, so
+// each claim stays atomic against its digest's pins and a page of claims
+// costs one round trip (per shard, on a cluster) instead of one each.
+func (s *Store) ClaimMany(ctx context.Context, digests []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error) {
+	if err := errors.Join(locking.CheckKeys("digest", digests), locking.CheckTTL(ttl)); err != nil {
+		return nil, err
+	}
+	since, ttlMs := notPinnedSince.UnixMicro(), ms(ttl)
+	keys := func(d string) []string { return []string{s.pinKey(d), s.deletingKey(d)} }
+	cmds, err := s.pipeScript(ctx, claimScript, len(digests), func(p goredis.Pipeliner, i int, sha bool) *goredis.Cmd {
+		if sha {
+			return claimScript.EvalSha(ctx, p, keys(digests[i]), since, ttlMs)
+		}
+		return claimScript.Eval(ctx, p, keys(digests[i]), since, ttlMs)
+	})
+	if err != nil {
+		return nil, mapErr(ctx, "claim", err)
+	}
+	claimed := make([]bool, len(digests))
+	for i, c := range cmds {
+		if claimed[i], err = c.Bool(); err != nil {
+			return nil, mapErr(ctx, "claim", err)
+		}
+	}
+	return claimed, nil
+}
+
+// pipeScript runs n calls of script in one pipeline (call builds call i,
+// by SHA or with the body). Calls the server refused with NOSCRIPT (a
+// restarted or flushed Redis) had no effect and are sent again with the
+// body, so the script cache costs nothing in the common case.
+func (s *Store) pipeScript(ctx context.Context, script *goredis.Script, n int, call func(p goredis.Pipeliner, i int, sha bool) *goredis.Cmd) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, n)
+	p := s.client.Pipeline()
+	for i := range n {
+		cmds[i] = call(p, i, true)
+	}
+	if _, err := p.Exec(ctx); err != nil && !hasOnlyNoScript(cmds) {
+		return nil, err
+	}
+	var again []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds, nil
+	}
+	p = s.client.Pipeline()
+	for _, i := range again {
+		cmds[i] = call(p, i, false)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, err
+	}
+	return cmds, nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// hasOnlyNoScript reports whether every failed call failed with NOSCRIPT.
+func hasOnlyNoScript(cmds []*goredis.Cmd) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !isNoScript(err) && !errors.Is(err, goredis.Nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// UnclaimMany implements locking.Pins with one pipeline of DELs (one key
+// each, so that a cluster routes every key to its own shard).
+func (s *Store) UnclaimMany(ctx context.Context, digests []string) error {
+	if err := locking.CheckKeys("digest", digests); err != nil {
+		return err
+	}
+	p := s.client.Pipeline()
+	for _, d := range digests {
+		p.Del(ctx, s.deletingKey(d))
+	}
+	_, err := p.Exec(ctx)
+	return mapErr(ctx, "unclaim", err)
 }
 
 // --- sessions ---

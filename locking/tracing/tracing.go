@@ -115,6 +115,20 @@ func (s *store) Unclaim(ctx context.Context, digest string) error {
 	return err
 }
 
+func (s *store) ClaimMany(ctx context.Context, digests []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error) {
+	ctx, span := s.start(ctx, "claim_many")
+	claimed, err := s.next.ClaimMany(ctx, digests, notPinnedSince, ttl)
+	end(span, err)
+	return claimed, err
+}
+
+func (s *store) UnclaimMany(ctx context.Context, digests []string) error {
+	ctx, span := s.start(ctx, "unclaim_many")
+	err := s.next.UnclaimMany(ctx, digests)
+	end(span, err)
+	return err
+}
+
 func (s *store) Create(ctx context.Context, id string, rec []byte, ttl time.Duration) error {
 	ctx, span := s.start(ctx, "session_create")
 	err := s.next.Create(ctx, id, rec, ttl)

@@ -91,12 +91,13 @@ func TestCommitBlobIsIdempotent(t *testing.T) {
 				t.Errorf("blob = %+v, want data of %s", b, tc.wantOwner)
 			}
 			var left []string
-			s.EachData(ctx, func(page []DataEntry) error {
-				for _, e := range page {
-					left = append(left, string(e.Ref))
-				}
-				return nil
-			})
+			page, err := f.List(ctx, dataPrefix, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range page.Objects {
+				left = append(left, o.Key)
+			}
 			if !slices.Equal(left, tc.wantData) {
 				t.Errorf("data objects %v, want %v", left, tc.wantData)
 			}
@@ -188,7 +189,15 @@ func TestManifestTargetIncludesReferrer(t *testing.T) {
 	if err := repo.PutManifest(ctx, d, pm, []byte(body), []string{"v1"}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	tgt := repo.ManifestTarget(ctx, d)
+	var subjects []digest.Digest
+	if err := repo.EachReferrer(ctx, func(subj, ref digest.Digest) {
+		if ref == d {
+			subjects = append(subjects, subj)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tgt := repo.ManifestTarget(d, subjects...)
 	want := []string{ReferrerKey("r", subject, d), ManifestKey("r", d)}
 	if tgt.ClaimKey() != ManifestKey("r", d) || !slices.Equal(tgt.keys, want) {
 		t.Fatalf("target %+v, want claim %s and keys %v", tgt, ManifestKey("r", d), want)

@@ -40,9 +40,10 @@ type DataIndexEntry struct {
 	ModTime time.Time
 }
 
-// EachDataIndex calls fn with the data index, a page at a time.
-func (s *Store) EachDataIndex(ctx context.Context, fn func([]DataIndexEntry) error) error {
-	return s.eachPage(ctx, dataIndexPrefix, func(objs []storage.Info) error {
+// EachDataIndex calls fn with the data index, a page at a time, listing
+// up to conc shards concurrently: fn is called concurrently.
+func (s *Store) EachDataIndex(ctx context.Context, conc int, fn func([]DataIndexEntry) error) error {
+	return s.eachPageSharded(ctx, hexShards(dataIndexPrefix), conc, func(objs []storage.Info) error {
 		page := make([]DataIndexEntry, 0, len(objs))
 		for _, o := range objs {
 			if id, d, ok := dataIndexFromKey(o.Key); ok {
@@ -72,7 +73,7 @@ func (s *Store) DataIndexTarget(e DataIndexEntry) Target {
 // while such data exists.
 func (s *Store) RecordsNaming(ctx context.Context, want map[DataRef]bool, conc int) ([]Blob, error) {
 	var found []Blob
-	err := s.EachBlob(ctx, func(page []Entry) error {
+	err := s.EachBlob(ctx, 1, func(page []Entry) error {
 		recs := make([]*Blob, len(page))
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(conc)

@@ -3,6 +3,9 @@ package content
 import (
 	"context"
 
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/stratus-registry/stratus/storage"
 )
 
@@ -59,4 +62,49 @@ func (s *Store) eachPage(ctx context.Context, prefix string, fn func([]storage.I
 		}
 		after = page.Objects[len(page.Objects)-1].Key
 	}
+}
+
+// hexShards splits the listing of prefix, whose keys continue with a
+// lowercase hex digit (upload ids, digests), into 16 prefixes of about
+// equal size.
+func hexShards(prefix string) []string {
+	shards := make([]string, 0, 16)
+	for _, c := range "0123456789abcdef" {
+		shards = append(shards, prefix+string(c))
+	}
+	return shards
+}
+
+// recordShards are the prefixes of every blob record key: 16 for sha256
+// (nearly every blob) and one for each other algorithm. Records exist only
+// for the supported algorithms, with lowercase hex (BlobRecordKey of a
+// parsed digest), so the shards miss no record: a record missed here
+// would make its data look orphaned.
+func recordShards() []string {
+	var shards []string
+	for _, alg := range Algorithms {
+		p := blobsPrefix + alg.String() + "/"
+		if alg == digest.SHA256 {
+			shards = append(shards, hexShards(p)...)
+		} else {
+			shards = append(shards, p)
+		}
+	}
+	return shards
+}
+
+// eachPageSharded streams the listings of prefixes (disjoint shards of
+// one listing), up to conc of them at a time, so fn is called
+// concurrently. A store lists one stream at a few thousand keys per
+// second (MinIO walks one directory per key, and a listing that starts
+// after a key still walks to it), so a large listing is bound by that
+// latency; shards that are real prefixes let each stream walk only its
+// own part.
+func (s *Store) eachPageSharded(ctx context.Context, prefixes []string, conc int, fn func([]storage.Info) error) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(max(conc, 1))
+	for _, prefix := range prefixes {
+		eg.Go(func() error { return s.eachPage(ectx, prefix, fn) })
+	}
+	return eg.Wait()
 }

@@ -32,6 +32,8 @@ type Pins interface {
 	Pin(ctx context.Context, key string) error
 	Claim(ctx context.Context, key string, notPinnedSince time.Time, ttl time.Duration) (bool, error)
 	Unclaim(ctx context.Context, key string) error
+	ClaimMany(ctx context.Context, keys []string, notPinnedSince time.Time, ttl time.Duration) ([]bool, error)
+	UnclaimMany(ctx context.Context, keys []string) error
 }
 
 // Hooks are called at the points of the pin/claim protocol where races
@@ -73,6 +75,13 @@ func New(driver storage.Driver, pins Pins, opts Options) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{driver: driver, pins: pins, opts: opts, logger: logger}, nil
+}
+
+// WithDriver returns a store over d, a wrapper of this store's driver,
+// sharing this store's pins and options: GC paces its own requests this
+// way (storage/pace) without slowing the requests the registry serves.
+func (s *Store) WithDriver(d storage.Driver) *Store {
+	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger}
 }
 
 // Repository returns the view of repository name; ErrNameInvalid unless

@@ -62,10 +62,11 @@ func (r *Repository) EachReferrer(ctx context.Context, fn func(subject, referrer
 	})
 }
 
-// EachBlob calls fn with the digests of all blob records, a page at a time
-// (Stat reads each record).
-func (s *Store) EachBlob(ctx context.Context, fn func([]Entry) error) error {
-	return s.eachPage(ctx, blobsPrefix, func(objs []storage.Info) error {
+// EachBlob calls fn with the digests of all blob records, a page at a
+// time, listing up to conc shards of the records concurrently: fn is
+// called concurrently (Stat reads each record).
+func (s *Store) EachBlob(ctx context.Context, conc int, fn func([]Entry) error) error {
+	return s.eachPageSharded(ctx, recordShards(), conc, func(objs []storage.Info) error {
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromRecordKey(o.Key); ok {
@@ -83,9 +84,10 @@ type DataEntry struct {
 	ModTime time.Time
 }
 
-// EachData calls fn with every upload data object, a page at a time.
-func (s *Store) EachData(ctx context.Context, fn func([]DataEntry) error) error {
-	return s.eachPage(ctx, dataPrefix, func(objs []storage.Info) error {
+// EachData calls fn with every upload data object, a page at a time,
+// listing up to conc shards concurrently: fn is called concurrently.
+func (s *Store) EachData(ctx context.Context, conc int, fn func([]DataEntry) error) error {
+	return s.eachPageSharded(ctx, hexShards(dataPrefix), conc, func(objs []storage.Info) error {
 		page := make([]DataEntry, len(objs))
 		for i, o := range objs {
 			page[i] = DataEntry{Ref: DataRef(o.Key), Size: o.Size, ModTime: o.ModTime}
@@ -111,16 +113,19 @@ func (r *Repository) LinkTarget(d digest.Digest) Target {
 }
 
 // ManifestTarget deletes manifest d of this repository and its referrer
-// record (read from the manifest's subject, if it still parses).
-func (r *Repository) ManifestTarget(ctx context.Context, d digest.Digest) Target {
+// records: subjects are those the repository's referrers index lists d
+// under (EachReferrer), so no manifest is read to learn its subject. A
+// manifest PUT writes the manifest before its referrer record, so a
+// record the listing missed belongs to a PUT in flight, which pinned the
+// manifest key and so makes the claim fail; a PUT that crashed in between
+// left no record to delete.
+func (r *Repository) ManifestTarget(d digest.Digest, subjects ...digest.Digest) Target {
 	k := ManifestKey(r.name, d)
-	keys := []string{k}
-	if m, err := r.GetManifest(ctx, d); err == nil {
-		if pm, err := m.Parse(); err == nil && pm.Subject != nil {
-			keys = append([]string{ReferrerKey(r.name, *pm.Subject, d)}, keys...)
-		}
+	keys := make([]string, 0, len(subjects)+1)
+	for _, subj := range subjects {
+		keys = append(keys, ReferrerKey(r.name, subj, d))
 	}
-	return Target{Digest: d, claim: k, keys: keys}
+	return Target{Digest: d, claim: k, keys: append(keys, k)}
 }
 
 // BlobTarget deletes the global record of d (its data goes separately, by
@@ -154,6 +159,39 @@ func (s *Store) Claim(ctx context.Context, t Target, cutoff time.Time, ttl time.
 // Unclaim releases a claim (after deleting, or giving up).
 func (s *Store) Unclaim(ctx context.Context, t Target) error { return s.pins.Unclaim(ctx, t.claim) }
 
+// ClaimAll is Claim of each target in one round trip to the lock store;
+// claimed[i] reports ts[i]. On error any of them may be claimed: the
+// caller releases them all with UnclaimAll.
+func (s *Store) ClaimAll(ctx context.Context, ts []Target, cutoff time.Time, ttl time.Duration) ([]bool, error) {
+	keys := claimKeys(ts)
+	claimed, err := s.pins.ClaimMany(ctx, keys, cutoff, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Hooks != nil {
+		for i, k := range keys {
+			s.opts.Hooks.AfterClaim(k, claimed[i])
+		}
+	}
+	return claimed, nil
+}
+
+// UnclaimAll releases the claims of ts in one round trip.
+func (s *Store) UnclaimAll(ctx context.Context, ts []Target) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	return s.pins.UnclaimMany(ctx, claimKeys(ts))
+}
+
+func claimKeys(ts []Target) []string {
+	keys := make([]string, len(ts))
+	for i, t := range ts {
+		keys[i] = t.claim
+	}
+	return keys
+}
+
 // deleteBatch is how many objects one DeleteBatch removes.
 const deleteBatch = 500
 
@@ -166,31 +204,20 @@ func (s *Store) Delete(ctx context.Context, ts []Target) error {
 	return s.deleteKeys(ctx, keys)
 }
 
-// DeleteOne removes the objects of one claimed target.
-func (s *Store) DeleteOne(ctx context.Context, t Target) error {
-	for _, k := range t.keys {
-		if err := s.driver.Delete(ctx, k); err != nil {
-			return err
-		}
+// DeleteDataTargets removes the objects of claimed DataTargets in
+// batches: every data object first, then their index entries, so that a
+// crash in between leaves entries without data (deleted as stale by a
+// later pass), never data without its entry.
+func (s *Store) DeleteDataTargets(ctx context.Context, ts []Target) error {
+	var data, entries []string
+	for _, t := range ts {
+		data = append(data, t.keys[0])
+		entries = append(entries, t.keys[1:]...)
 	}
-	return nil
-}
-
-// DeleteData removes the data objects of deleted blob records, then their
-// data index entries.
-func (s *Store) DeleteData(ctx context.Context, blobs []Blob) error {
-	keys := make([]string, 0, 2*len(blobs))
-	for _, b := range blobs {
-		keys = append(keys, string(b.Data))
-	}
-	if err := s.deleteKeys(ctx, keys); err != nil {
+	if err := s.deleteKeys(ctx, data); err != nil {
 		return err
 	}
-	keys = keys[:0]
-	for _, b := range blobs {
-		keys = append(keys, DataIndexKey(b.Data.UploadID(), b.Digest))
-	}
-	return s.deleteKeys(ctx, keys)
+	return s.deleteKeys(ctx, entries)
 }
 
 func (s *Store) deleteKeys(ctx context.Context, keys []string) error {

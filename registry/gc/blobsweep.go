@@ -2,23 +2,23 @@ package gc
 
 import (
 	"context"
-	"errors"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/registry/content"
 )
 
 // sweepBlobs deletes the records and data of blobs no live manifest uses.
-// It costs one listing call per page of records: only the records it is
-// about to delete are read (their data key is needed to delete the data).
-// The digests of the records it keeps are remembered for the orphan sweep.
+// It costs one listing call per page of records and one batch of claims
+// per page of candidates; no record is read. The digests of the records
+// it keeps, and of those it deleted, are remembered for the orphan sweep.
 func (p *pass) sweepBlobs(ctx context.Context) error {
-	return p.store.EachBlob(ctx, func(page []content.Entry) error {
-		// p.live is complete (mark is over) and p.records is only written
-		// by this goroutine: no lock is needed for either.
+	return p.store.EachBlob(ctx, p.cfg.Concurrency, func(page []content.Entry) error {
+		// p.live is complete (the mark is over) and only read from here
+		// on; pages of different shards of the listing come concurrently.
 		var candidates []digest.Digest
+		var young []digest.Digest
+		p.mu.Lock()
 		for _, e := range page {
 			_, live := p.live[e.Digest]
 			switch {
@@ -26,14 +26,16 @@ func (p *pass) sweepBlobs(ctx context.Context) error {
 				p.records[e.Digest] = struct{}{}
 			case !e.ModTime.Before(p.cutoff):
 				p.records[e.Digest] = struct{}{}
-				p.keptYoung("blob " + e.Digest.String())
+				young = append(young, e.Digest)
 			default:
 				candidates = append(candidates, e.Digest)
 			}
 		}
-		p.mu.Lock()
 		p.report.BlobsExamined += len(page)
 		p.mu.Unlock()
+		for _, d := range young {
+			p.keptYoung("blob " + d.String())
+		}
 		if err := p.deleteBlobs(ctx, candidates); err != nil {
 			return err
 		}
@@ -44,70 +46,35 @@ func (p *pass) sweepBlobs(ctx context.Context) error {
 	})
 }
 
-// deleteBlobs reads the records of unmarked, old blobs, claims each by
-// digest and deletes record, then data, then the data index entry. Records
-// go before data: a crash in between leaves an orphaned data object
-// (collected later), never a record without bytes. Only here, where no
-// repository needs the blob any more, is the digest itself claimed
-// (content.Store.BlobTarget).
+// deleteBlobs claims unmarked, old blobs by digest and deletes their
+// records. Their data objects (and data index entries) go later, in
+// sweepOrphans, which lists the data anyway and finds them through the
+// index: so no record is read here, and records still go before data (a
+// crash in between leaves orphaned data, collected later, never a record
+// without bytes). Only here, where no repository needs the blob any more,
+// is the digest itself claimed (content.Store.BlobTarget).
 func (p *pass) deleteBlobs(ctx context.Context, ds []digest.Digest) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	blobs := make([]*content.Blob, len(ds))
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(p.cfg.Concurrency)
+	ts := make([]content.Target, len(ds))
 	for i, d := range ds {
-		eg.Go(func() error {
-			b, err := p.store.Stat(ectx, d)
-			if errors.Is(err, content.ErrBlobUnknown) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			blobs[i] = &b
-			return nil
-		})
+		ts[i] = p.store.BlobTarget(d)
 	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	var doomed []content.Target
-	byDigest := map[digest.Digest]content.Blob{}
-	for _, b := range blobs {
-		if b != nil {
-			doomed = append(doomed, p.store.BlobTarget(b.Digest))
-			byDigest[b.Digest] = *b
-		}
-	}
-	deleted, err := p.claimAndDelete(ctx, doomed, "blob ", "no live manifest references it")
+	deleted, err := p.claimAndDelete(ctx, ts, "blob ", "no live manifest references it")
 	if err != nil {
 		return err
 	}
-	gone := map[digest.Digest]bool{}
-	var data []content.Blob
-	var reclaimed int64
-	for _, t := range deleted {
-		gone[t.Digest] = true
-		data = append(data, byDigest[t.Digest])
-		reclaimed += byDigest[t.Digest].Size
-	}
-	// A new upload of the same digest writes a new data key, so these data
-	// objects are nobody's any more.
-	if !p.dryRun {
-		if err := p.store.DeleteData(ctx, data); err != nil {
-			return err
-		}
-	}
-	for d := range byDigest {
-		if !gone[d] || p.dryRun {
-			p.records[d] = struct{}{} // kept by a pin (or a dry run)
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, t := range deleted {
+		p.collected[t.Digest] = struct{}{}
+	}
+	for _, d := range ds {
+		if _, gone := p.collected[d]; !gone {
+			p.records[d] = struct{}{} // kept by a pin
+		}
+	}
 	p.report.BlobsDeleted += len(deleted)
-	p.report.BytesReclaimed += reclaimed
 	return nil
 }

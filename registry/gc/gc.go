@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/registry/content"
@@ -157,6 +158,12 @@ type pass struct {
 	// records holds the digests of the blob records the sweep kept; the
 	// orphan sweep reads the data index against it.
 	records map[digest.Digest]struct{}
+	// collected holds the digests whose records the sweep deleted (or
+	// would, in a dry run): their data objects go in the orphan sweep.
+	collected map[digest.Digest]struct{}
+	// slots bound the pass's concurrent store and lock requests (see
+	// fanOut); repositories are collected concurrently too.
+	slots chan struct{}
 	// storage tallies each repository's live content (storage.go).
 	storage *storageTally
 }
@@ -179,7 +186,9 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		Collector: c, dryRun: dryRun,
 		markStart: now, cutoff: now.Add(-c.cfg.Grace), lastProgress: time.Now(),
 		live: map[digest.Digest]struct{}{}, records: map[digest.Digest]struct{}{},
-		storage: newStorageTally(c.logger),
+		collected: map[digest.Digest]struct{}{},
+		slots:     make(chan struct{}, c.cfg.Concurrency),
+		storage:   newStorageTally(c.logger),
 		report: &Report{Started: now.UTC(), DryRun: dryRun, Policy: PolicyState{
 			GraceSeconds: c.cfg.Grace.Seconds(), Untagged: c.cfg.Untagged, KeepReferrers: c.cfg.KeepReferrers,
 		}},
@@ -256,13 +265,7 @@ func (p *pass) run(ctx context.Context) error {
 	defer func() {
 		p.report.SweepSeconds = time.Since(start).Seconds() - p.report.MarkSeconds
 	}()
-	err := p.store.EachRepository(ctx, func(repo *content.Repository) error {
-		if err := p.collectRepo(ctx, repo); err != nil {
-			return err
-		}
-		p.progress("mark", "repository", repo.Name())
-		return nil
-	})
+	err := p.collectRepos(ctx)
 	p.report.MarkSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return err
@@ -284,6 +287,34 @@ func (p *pass) run(ctx context.Context) error {
 		return fmt.Errorf("stale uploads: %w", err)
 	}
 	return nil
+}
+
+// collectRepos collects the repositories of the catalog, up to
+// Concurrency at a time: a repository's mark is a chain of small,
+// dependent requests (list, read tags, read manifests, list links), so
+// one at a time leaves the store idle while each answers. The catalog is
+// listed a page ahead of the work at most (errgroup.Go waits for a free
+// slot), so memory stays bounded by the repositories in flight.
+func (p *pass) collectRepos(ctx context.Context) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(p.cfg.Concurrency)
+	err := p.store.EachRepository(ectx, func(repo *content.Repository) error {
+		if err := ectx.Err(); err != nil {
+			return err
+		}
+		eg.Go(func() error {
+			if err := p.collectRepo(ectx, repo); err != nil {
+				return fmt.Errorf("repository %s: %w", repo.Name(), err)
+			}
+			p.progress("mark", "repository", repo.Name())
+			return nil
+		})
+		return nil
+	})
+	if werr := eg.Wait(); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // RunLoop runs a pass every Interval (jittered by up to 10%) until ctx
@@ -313,11 +344,12 @@ func (c *Collector) RunLoop(ctx context.Context) {
 const progressEvery = 30 * time.Second
 
 func (p *pass) progress(phase string, attrs ...any) {
+	p.mu.Lock()
 	if time.Since(p.lastProgress) < progressEvery {
+		p.mu.Unlock()
 		return
 	}
 	p.lastProgress = time.Now()
-	p.mu.Lock()
 	r := *p.report
 	p.mu.Unlock()
 	p.logger.Info("gc: progress", append([]any{"phase", phase, "repositories", r.Repositories,

@@ -43,7 +43,9 @@ func newFixture(t *testing.T) *fixture {
 		var blobs []digest.Digest
 		for _, b := range []string{`{"` + name + `":1}`, name + " layer"} {
 			d := digest.FromString(b)
-			id := name + fmt.Sprint(len(blobs))
+			// Upload ids are hex, as the registry makes them: the sweep
+			// lists data in hex shards.
+			id := fmt.Sprintf("%x", name+fmt.Sprint(len(blobs)))
 			if _, err := store.PutData(ctx, id, strings.NewReader(b), int64(len(b))); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +68,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.tagged, _ = image("kept", []string{"v1"})
 	f.untagged, f.untaggedManifest = image("dropped", nil)
-	if _, err := store.PutData(ctx, "orphan", strings.NewReader("x"), 1); err != nil {
+	if _, err := store.PutData(ctx, fmt.Sprintf("%x", "orphan"), strings.NewReader("x"), 1); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(testGrace + 50*time.Millisecond) // every pin and write is older than grace

@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -10,18 +11,24 @@ import (
 	"github.com/stratus-registry/stratus/registry/content"
 )
 
-// sweepOrphans deletes data objects no blob record names: uploads that
-// lost a commit race, or crashed between commit and record. It costs
-// listing calls: the data index (datarefs/) says which blob each data
-// object holds, and sweepBlobs left the digests of the records that still
-// exist in p.records. Data with no index entry was written before the
-// index existed (or by an older replica during an upgrade): it is
-// verified against every record once, and its entries are backfilled, so
-// a store of layout v1 pays the record reads on one pass, not on every
-// pass (docs/architecture.md, "The data index").
+// sweepOrphans deletes data objects no blob record names: the data of the
+// records sweepBlobs just deleted, uploads that lost a commit race, and
+// commits that crashed between data and record. It costs listing calls:
+// the data index (datarefs/) says which blob each data object holds, and
+// sweepBlobs left the digests of the records that still exist in
+// p.records (and of those it deleted in p.collected). Data with no index
+// entry was written before the index existed (or by an older replica
+// during an upgrade): it is verified against every record once, and its
+// entries are backfilled, so a store of layout v1 pays the record reads
+// on one pass, not on every pass (docs/architecture.md, "The data index").
 func (p *pass) sweepOrphans(ctx context.Context) error {
+	// Both listings come in concurrent shards: mu guards index and
+	// unindexed; p.records and p.collected are complete and only read.
+	var mu sync.Mutex
 	index := map[content.DataRef][]content.DataIndexEntry{}
-	if err := p.store.EachDataIndex(ctx, func(page []content.DataIndexEntry) error {
+	if err := p.store.EachDataIndex(ctx, p.cfg.Concurrency, func(page []content.DataIndexEntry) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, e := range page {
 			index[e.Ref] = append(index[e.Ref], e)
 		}
@@ -30,29 +37,34 @@ func (p *pass) sweepOrphans(ctx context.Context) error {
 		return err
 	}
 	unindexed := map[content.DataRef]bool{}
-	err := p.store.EachData(ctx, func(page []content.DataEntry) error {
+	err := p.store.EachData(ctx, p.cfg.Concurrency, func(page []content.DataEntry) error {
+		var doomed []orphan
+		var young []content.DataRef
+		var examined int64
+		mu.Lock()
 		for _, e := range page {
 			entries, indexed := index[e.Ref]
 			delete(index, e.Ref)
-			if p.named(entries) {
-				p.mu.Lock()
-				p.report.BytesExamined += e.Size
-				p.mu.Unlock()
-				continue
-			}
-			if !e.ModTime.Before(p.cutoff) {
-				p.keptYoung(string(e.Ref))
-				continue
-			}
-			if !indexed {
+			switch {
+			case p.named(p.records, entries):
+				examined += e.Size
+			case !e.ModTime.Before(p.cutoff):
+				young = append(young, e.Ref)
+			case !indexed:
 				unindexed[e.Ref] = true
-				continue
-			}
-			if err := p.deleteOrphan(ctx, e.Ref, digests(entries)); err != nil {
-				return err
+			default:
+				doomed = append(doomed, orphan{ref: e.Ref, indexed: digests(entries), size: e.Size,
+					blobData: p.named(p.collected, entries)})
 			}
 		}
-		return nil
+		mu.Unlock()
+		p.mu.Lock()
+		p.report.BytesExamined += examined
+		p.mu.Unlock()
+		for _, ref := range young {
+			p.keptYoung(string(ref))
+		}
+		return p.deleteOrphans(ctx, doomed)
 	})
 	if err != nil {
 		return err
@@ -63,11 +75,10 @@ func (p *pass) sweepOrphans(ctx context.Context) error {
 	return p.sweepStaleIndex(ctx, index)
 }
 
-// named reports whether an index entry of the data names a record that
-// still exists.
-func (p *pass) named(entries []content.DataIndexEntry) bool {
+// named reports whether an index entry of the data names a digest of set.
+func (p *pass) named(set map[digest.Digest]struct{}, entries []content.DataIndexEntry) bool {
 	for _, e := range entries {
-		if _, ok := p.records[e.Digest]; ok {
+		if _, ok := set[e.Digest]; ok {
 			return true
 		}
 	}
@@ -117,12 +128,11 @@ func (p *pass) verifyUnindexed(ctx context.Context, unindexed map[content.DataRe
 			return err
 		}
 	}
+	doomed := make([]orphan, 0, len(unindexed))
 	for ref := range unindexed {
-		if err := p.deleteOrphan(ctx, ref, nil); err != nil {
-			return err
-		}
+		doomed = append(doomed, orphan{ref: ref})
 	}
-	return nil
+	return p.deleteOrphans(ctx, doomed)
 }
 
 // sweepStaleIndex deletes old index entries whose data object is gone
@@ -139,42 +149,4 @@ func (p *pass) sweepStaleIndex(ctx context.Context, left map[content.DataRef][]c
 	}
 	_, err := p.claimAndDelete(ctx, doomed, "data index entry ", "its data object is gone")
 	return err
-}
-
-// deleteOrphan deletes one orphaned data object (and the index entries
-// naming it) under a claim of its key, unless its upload session exists.
-func (p *pass) deleteOrphan(ctx context.Context, ref content.DataRef, indexed []digest.Digest) error {
-	if p.dryRun {
-		p.decide(string(ref), "delete", "no blob record points at it")
-		p.mu.Lock()
-		p.report.OrphansDeleted++
-		p.mu.Unlock()
-		return nil
-	}
-	t := p.store.DataTarget(ref, indexed...)
-	ok, err := p.store.Claim(ctx, t, p.cutoff, claimTTL)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		p.mu.Lock()
-		p.report.KeptByPin++
-		p.mu.Unlock()
-		return nil
-	}
-	defer p.unclaim(ctx, t)
-	_, serr := p.locks.Get(ctx, ref.UploadID())
-	if serr != nil && !errors.Is(serr, locking.ErrNotFound) {
-		return serr
-	}
-	if serr == nil {
-		return nil
-	}
-	if err := p.store.DeleteOne(ctx, t); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.report.OrphansDeleted++
-	p.mu.Unlock()
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stratus-registry/stratus/registry/content"
 )
@@ -31,7 +30,9 @@ type repoMark struct {
 // collectRepo marks one repository, takes the closure, sweeps its
 // manifests and links, and removes it when nothing is left.
 func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error {
+	p.mu.Lock()
 	p.report.Repositories++
+	p.mu.Unlock()
 	retired, err := p.applyRetention(ctx, repo)
 	if err != nil {
 		return fmt.Errorf("retention of %s: %w", repo.Name(), err)
@@ -76,7 +77,9 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[s
 	}); err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
 	p.report.ManifestsExamined += len(m.manifests)
+	p.mu.Unlock()
 	if err := p.markTagged(ctx, repo, m, retired); err != nil {
 		return nil, err
 	}
@@ -104,28 +107,25 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[s
 func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repoMark, retired map[string]bool) error {
 	return repo.EachTagPage(ctx, func(page []content.TagEntry) error {
 		targets := make([]digest.Digest, len(page))
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(p.cfg.Concurrency)
-		for i, t := range page {
+		err := p.fanOut(ctx, len(page), func(ctx context.Context, i int) error {
+			t := page[i]
 			if retired[t.Tag] {
-				continue
-			}
-			eg.Go(func() error {
-				d, err := repo.ResolveEntry(ectx, t)
-				switch {
-				case errors.Is(err, content.ErrManifestUnknown):
-					return nil
-				case errors.Is(err, content.ErrCorrupt):
-					p.logger.Warn("gc: corrupt tag ignored", "repo", repo.Name(), "tag", t.Tag)
-					return nil
-				case err != nil:
-					return err
-				}
-				targets[i] = d
 				return nil
-			})
-		}
-		if err := eg.Wait(); err != nil {
+			}
+			d, err := repo.ResolveEntry(ctx, t)
+			switch {
+			case errors.Is(err, content.ErrManifestUnknown):
+				return nil
+			case errors.Is(err, content.ErrCorrupt):
+				p.logger.Warn("gc: corrupt tag ignored", "repo", repo.Name(), "tag", t.Tag)
+				return nil
+			case err != nil:
+				return err
+			}
+			targets[i] = d
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		for _, d := range targets {
@@ -190,38 +190,36 @@ type readManifest struct {
 // readManifests reads and parses manifests concurrently.
 func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds []digest.Digest) ([]readManifest, error) {
 	out := make([]readManifest, len(ds))
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(p.cfg.Concurrency)
-	for i, d := range ds {
-		eg.Go(func() error {
-			man, err := repo.GetManifest(ectx, d)
-			if errors.Is(err, content.ErrManifestUnknown) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			out[i] = readManifest{size: int64(len(man.Body)), found: true}
-			pm, err := man.Parse()
-			if err != nil {
-				p.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", repo.Name(), "digest", d.String(), "err", err)
-				return nil
-			}
-			out[i].parsed = pm
+	err := p.fanOut(ctx, len(ds), func(ctx context.Context, i int) error {
+		d := ds[i]
+		man, err := repo.GetManifest(ctx, d)
+		if errors.Is(err, content.ErrManifestUnknown) {
 			return nil
-		})
-	}
-	return out, eg.Wait()
+		}
+		if err != nil {
+			return err
+		}
+		out[i] = readManifest{size: int64(len(man.Body)), found: true}
+		pm, err := man.Parse()
+		if err != nil {
+			p.logger.Warn("gc: stored manifest does not parse; keeping it", "repo", repo.Name(), "digest", d.String(), "err", err)
+			return nil
+		}
+		out[i].parsed = pm
+		return nil
+	})
+	return out, err
 }
 
-// sweepManifests deletes the unreachable manifests older than grace.
+// sweepManifests deletes the unreachable manifests older than grace,
+// claimed per repository (a concurrent PUT of the manifest here pins this
+// key), a batch of claims and deletes for the whole repository.
 func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *repoMark) error {
 	reason := "no tag reaches it"
 	if untagged, age := p.untaggedPolicy(repo.Name()); untagged == "delete" {
 		reason = fmt.Sprintf("untagged and older than %s", age)
 	}
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(p.cfg.Concurrency)
+	var doomed []digest.Digest
 	for d, mod := range m.manifests {
 		if m.liveManifests[d] {
 			continue
@@ -230,19 +228,39 @@ func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *
 			p.keptYoung("manifest " + repo.Name() + "@" + d.String())
 			continue
 		}
-		eg.Go(func() error {
-			// Claimed per repository: a concurrent PUT of the manifest here
-			// pins this key.
-			t := repo.ManifestTarget(ectx, d)
-			deleted, err := p.claimAndDelete(ectx, []content.Target{t}, "manifest "+repo.Name()+"@", reason)
-			p.deleted(ectx, DeletedManifest, repo.Name(), deleted)
-			p.mu.Lock()
-			p.report.ManifestsDeleted += len(deleted)
-			p.mu.Unlock()
-			return err
-		})
+		doomed = append(doomed, d)
 	}
-	return eg.Wait()
+	if len(doomed) == 0 {
+		return nil
+	}
+	// A referrer's target names its subject's record: one listing of the
+	// repository's referrers index (made by the mark already with
+	// keep_referrers) instead of a read of every doomed manifest.
+	referrers := m.referrers
+	if !p.cfg.KeepReferrers {
+		referrers = map[digest.Digest][]digest.Digest{}
+		if err := repo.EachReferrer(ctx, func(subject, ref digest.Digest) {
+			referrers[subject] = append(referrers[subject], ref)
+		}); err != nil {
+			return err
+		}
+	}
+	subjects := map[digest.Digest][]digest.Digest{}
+	for subject, refs := range referrers {
+		for _, ref := range refs {
+			subjects[ref] = append(subjects[ref], subject)
+		}
+	}
+	ts := make([]content.Target, len(doomed))
+	for i, d := range doomed {
+		ts[i] = repo.ManifestTarget(d, subjects[d]...)
+	}
+	deleted, err := p.claimAndDelete(ctx, ts, "manifest "+repo.Name()+"@", reason)
+	p.deleted(ctx, DeletedManifest, repo.Name(), deleted)
+	p.mu.Lock()
+	p.report.ManifestsDeleted += len(deleted)
+	p.mu.Unlock()
+	return err
 }
 
 // sweepLinks deletes links to blobs no live manifest of the repository
@@ -250,7 +268,9 @@ func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *
 func (p *pass) sweepLinks(ctx context.Context, repo *content.Repository, m *repoMark) (remaining int, err error) {
 	err = repo.EachLink(ctx, func(page []content.Entry) error {
 		var doomed []content.Target
+		p.mu.Lock()
 		p.report.LinksExamined += len(page)
+		p.mu.Unlock()
 		for _, e := range page {
 			if _, live := m.liveBlobs[e.Digest]; live {
 				remaining++
@@ -280,7 +300,9 @@ func (p *pass) sweepLinks(ctx context.Context, repo *content.Repository, m *repo
 func (p *pass) removeRepo(ctx context.Context, repo *content.Repository) error {
 	if p.dryRun {
 		p.decide("repository "+repo.Name(), "delete", "no manifests, tags or blobs left")
+		p.mu.Lock()
 		p.report.ReposRemoved++
+		p.mu.Unlock()
 		return nil
 	}
 	removed, err := repo.RemoveIfEmpty(ctx)
@@ -288,7 +310,9 @@ func (p *pass) removeRepo(ctx context.Context, repo *content.Repository) error {
 		return err
 	}
 	if removed {
+		p.mu.Lock()
 		p.report.ReposRemoved++
+		p.mu.Unlock()
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func (p *pass) deleteTag(ctx context.Context, repo *content.Repository, e conten
 		}
 		return false, err
 	}
-	defer p.unclaim(ctx, t)
+	defer p.unclaim(ctx, []content.Target{t})
 	deleted, err := repo.DeleteTagIfUnchanged(ctx, e, want)
 	if err == nil && !deleted {
 		p.logger.Info("gc: tag changed since it was listed; retention keeps it", "repo", repo.Name(), "tag", e.Tag)
