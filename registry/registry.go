@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -48,6 +49,9 @@ type Deps struct {
 	// GCStorage is Storage as garbage collection uses it (cmd/stratus
 	// paces it to registry.gc.max_rate); nil: Storage itself.
 	GCStorage storage.Driver
+	// PinTTL is how long Locking remembers a pin; a GC pass stops
+	// claiming before it outlives that (gc.Config.PinTTL). 0: unbounded.
+	PinTTL time.Duration
 }
 
 // Registry is the HTTP handler of the distribution API.
@@ -64,6 +68,7 @@ type Registry struct {
 	uploadSlots UploadSlots
 	tagPolicy   TagPolicy
 	retention   gc.Retention
+	pinTTL      time.Duration
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -120,6 +125,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 		g.auth = allowAll{}
 	}
 	g.retention = deps.Retention
+	g.pinTTL = deps.PinTTL
 	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
 		g.tagPolicy = noTagPolicy{}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/stratus-registry/stratus/notifications"
 	"github.com/stratus-registry/stratus/proxycache"
 	"github.com/stratus-registry/stratus/registry"
+	"github.com/stratus-registry/stratus/registry/gc"
 	"github.com/stratus-registry/stratus/storage/azure"
 	"github.com/stratus-registry/stratus/storage/filesystem"
 	"github.com/stratus-registry/stratus/storage/gcs"
@@ -354,9 +355,11 @@ func (c *Config) Validate() error {
 	if c.redisEnabled() {
 		errs = append(errs, c.Redis.Validate())
 		// A claim looks at pins back to markStart - grace; a pin forgotten
-		// sooner would let GC delete a blob a client was just shown.
-		if c.Redis.PinTTL <= c.Registry.GC.Grace {
-			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s)", c.Redis.PinTTL, c.Registry.GC.Grace))
+		// sooner would let GC delete a blob a client was just shown. A pass
+		// stops claiming once pins from its start may be gone, so the
+		// margin must leave it time to claim at all.
+		if c.Redis.PinTTL-c.Registry.GC.Grace <= gc.ClaimTTL {
+			errs = append(errs, fmt.Errorf("redis.pin_ttl: %s must exceed registry.gc.grace (%s) by more than %s", c.Redis.PinTTL, c.Registry.GC.Grace, gc.ClaimTTL))
 		}
 	}
 	errs = append(errs, c.Registry.Validate(), c.Limits.validate(), c.Auth.validate(), c.validateTokenReplicas(),

@@ -80,6 +80,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unknown set key", "", nil, []string{"http.nope=1"}, []string{"http.nope", "unknown"}},
 		{"set without value", "", nil, []string{"http.addr"}, []string{"key.path=value"}},
 		{"pin ttl shorter than grace", "", nil, []string{"redis.addrs=127.0.0.1:6379", "redis.pin_ttl=30m", "registry.gc.grace=1h"}, []string{"redis.pin_ttl", "registry.gc.grace"}},
+		{"pin ttl leaves a pass no time to claim", "", nil, []string{"redis.addrs=127.0.0.1:6379", "redis.pin_ttl=64m", "registry.gc.grace=1h"}, []string{"redis.pin_ttl", "by more than 5m0s"}},
 		{"grace not above pin timeout", "", nil, []string{"registry.gc.grace=10s", "registry.pin_timeout=30s"}, []string{"registry.gc.grace", "pin_timeout"}},
 		{"unknown untagged policy", "", nil, []string{"registry.gc.untagged=sometimes"}, []string{"registry.gc.untagged"}},
 		{"s3 part size too small", "storage:\n  driver: s3\n  s3:\n    bucket: b\n    part_size: 1MiB\n", nil, nil, []string{"storage.s3.part_size"}},

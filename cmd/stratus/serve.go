@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,6 +56,14 @@ func openLocking(ctx context.Context, cfg *Config, logger *slog.Logger) (locking
 		return memory.New(), nil
 	}
 	return lockredis.New(ctx, cfg.Redis, logger.With("component", "redis"))
+}
+
+// pinTTL is how long the lock store openLocking opens remembers a pin.
+func (c *Config) pinTTL() time.Duration {
+	if c.redisEnabled() {
+		return c.Redis.PinTTL
+	}
+	return memory.DefaultPinTTL
 }
 
 // openRegistry opens the storage driver and lock store the configuration
@@ -116,7 +125,7 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 		TagPolicy: pols.tags, Retention: pols.retention,
-		Mirror: mirror, GCStorage: gcStorage(cfg.Registry.GC, driver),
+		Mirror: mirror, GCStorage: gcStorage(cfg.Registry.GC, driver), PinTTL: cfg.pinTTL(),
 	})
 	if err != nil {
 		closeAll()

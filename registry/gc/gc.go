@@ -40,8 +40,9 @@ const (
 	// LeaseKey is the cluster-wide lease one pass holds.
 	LeaseKey = "gc"
 	leaseTTL = 30 * time.Second
-	// claimTTL bounds how long a crashed collector's claims block pins.
-	claimTTL = 5 * time.Minute
+	// ClaimTTL bounds how long a crashed collector's claims block pins
+	// (and how long one claim's deletions may take).
+	ClaimTTL = 5 * time.Minute
 )
 
 // Locks is what the collector needs of the lock store: the lease, and the
@@ -80,7 +81,18 @@ type Config struct {
 	// StorageRepositories bounds the repositories Report.Storage lists by
 	// name (the rest are summed); 0: 1000.
 	StorageRepositories int
+	// PinTTL is how long the lock store remembers a pin (0: forever). A
+	// claim is only safe while every pin made since the cutoff is still
+	// remembered, so a pass that runs longer than PinTTL - Grace (less
+	// ClaimTTL, the time one claim's deletions may take) stops claiming:
+	// a slow store or a low max_rate then costs a failed pass, never an
+	// object a forgotten pin should have kept.
+	PinTTL time.Duration
 }
+
+// ErrPassTooLong: the pass ran so long that pins made since its cutoff may
+// have expired; it stopped before claiming anything more.
+var ErrPassTooLong = errors.New("gc: the pass outlived the pin lifetime (redis.pin_ttl - registry.gc.grace); it stopped claiming")
 
 // Deletion is one object a pass deleted in a repository.
 type Deletion struct {
@@ -134,6 +146,9 @@ func New(store *content.Store, locks Locks, cfg Config, logger *slog.Logger, onP
 	if cfg.StorageRepositories < 0 {
 		return nil, fmt.Errorf("gc: storage repositories bound %d is negative", cfg.StorageRepositories)
 	}
+	if cfg.PinTTL != 0 && cfg.PinTTL-cfg.Grace <= ClaimTTL {
+		return nil, fmt.Errorf("gc: the pin lifetime %s must exceed the grace period %s by more than %s", cfg.PinTTL, cfg.Grace, ClaimTTL)
+	}
 	if cfg.Untagged != "keep" && cfg.Untagged != "delete" {
 		return nil, fmt.Errorf("gc: untagged policy %q is not keep or delete", cfg.Untagged)
 	}
@@ -149,6 +164,9 @@ type pass struct {
 	dryRun bool
 	// cutoff = markStart - grace: pins and writes after it protect.
 	markStart, cutoff time.Time
+	// started is when the pass began, on this process's monotonic clock
+	// (claimsAllowed measures the pass against the pin lifetime).
+	started time.Time
 
 	mu     sync.Mutex
 	report *Report
@@ -184,7 +202,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 	}
 	p := &pass{
 		Collector: c, dryRun: dryRun,
-		markStart: now, cutoff: now.Add(-c.cfg.Grace), lastProgress: time.Now(),
+		markStart: now, cutoff: now.Add(-c.cfg.Grace), started: time.Now(), lastProgress: time.Now(),
 		live: map[digest.Digest]struct{}{}, records: map[digest.Digest]struct{}{},
 		collected: map[digest.Digest]struct{}{},
 		slots:     make(chan struct{}, c.cfg.Concurrency),
@@ -215,6 +233,15 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		"bytes_reclaimed", r.BytesReclaimed, "links_deleted", r.LinksDeleted, "orphans_deleted", r.OrphansDeleted,
 		"uploads_aborted", r.UploadsAborted, "kept_by_pin", r.KeptByPin, "err", runErr)
 	return r, runErr
+}
+
+// claimsAllowed fails once the pass has run so long that a pin made at
+// its cutoff may have expired (Config.PinTTL); every claim asks first.
+func (p *pass) claimsAllowed() error {
+	if p.cfg.PinTTL != 0 && time.Since(p.started) > p.cfg.PinTTL-p.cfg.Grace-ClaimTTL {
+		return ErrPassTooLong
+	}
+	return nil
 }
 
 // holdLease takes the GC lease and renews it until release is called. The

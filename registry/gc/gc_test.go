@@ -152,9 +152,53 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for _, cfg := range []Config{
 		{Untagged: "keep", Concurrency: 0},
 		{Untagged: "sometimes", Concurrency: 1},
+		{Untagged: "keep", Concurrency: 1, Grace: time.Hour, PinTTL: time.Hour + ClaimTTL},
 	} {
 		if _, err := New(f.store, f.locks, cfg, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
+	}
+}
+
+// A pass that outlives the pin lifetime (less grace and ClaimTTL) stops
+// claiming: pins made at its cutoff may be forgotten by then. The pass
+// fails and nothing is deleted; the same pass within the lifetime deletes.
+func TestPassStopsClaimingPastPinLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pinTTL time.Duration
+		gone   bool
+	}{
+		{name: "within the lifetime", pinTTL: 24 * time.Hour, gone: true},
+		{name: "unbounded", pinTTL: 0, gone: true},
+		// A window of 1ns: over before the first claim.
+		{name: "outlived", pinTTL: testGrace + ClaimTTL + time.Nanosecond, gone: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			c, err := New(f.store, f.locks, Config{Grace: testGrace, Untagged: "delete", UntaggedAge: testGrace,
+				Concurrency: 4, UploadTTL: time.Hour, PinTTL: tc.pinTTL}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Run(ctx, false)
+			if tc.gone != (err == nil) || (!tc.gone && !errors.Is(err, ErrPassTooLong)) {
+				t.Fatalf("Run: %v", err)
+			}
+			if !tc.gone && r.ManifestsDeleted+r.LinksDeleted+r.BlobsDeleted+r.OrphansDeleted != 0 {
+				t.Errorf("a pass past the pin lifetime deleted: %+v", r)
+			}
+			_, err = f.repo.GetManifest(ctx, f.untaggedManifest)
+			if gone := errors.Is(err, content.ErrManifestUnknown); gone != tc.gone {
+				t.Errorf("untagged manifest: %v, want gone=%v", err, tc.gone)
+			}
+			for _, d := range f.untagged {
+				_, err := f.store.Stat(ctx, d)
+				if gone := errors.Is(err, content.ErrBlobUnknown); gone != tc.gone {
+					t.Errorf("untagged blob %s: %v, want gone=%v", d, err, tc.gone)
+				}
+			}
+		})
 	}
 }

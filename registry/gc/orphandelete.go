@@ -54,7 +54,10 @@ func (p *pass) deleteOrphanBatch(ctx context.Context, os []orphan) error {
 	for i, o := range os {
 		ts[i] = p.store.DataTarget(o.ref, o.indexed...)
 	}
-	claimed, err := p.store.ClaimAll(ctx, ts, p.cutoff, claimTTL)
+	if err := p.claimsAllowed(); err != nil {
+		return err
+	}
+	claimed, err := p.store.ClaimAll(ctx, ts, p.cutoff, ClaimTTL)
 	if err != nil {
 		p.unclaim(ctx, ts) // any of them may be claimed: see claimAndDeleteBatch
 		return err

@@ -121,8 +121,11 @@ func (p *pass) deleteTag(ctx context.Context, repo *content.Repository, e conten
 	if err != nil {
 		return false, err
 	}
+	if err := p.claimsAllowed(); err != nil {
+		return false, err
+	}
 	t := repo.TagTarget(e)
-	ok, err := p.store.Claim(ctx, t, p.cutoff, claimTTL)
+	ok, err := p.store.Claim(ctx, t, p.cutoff, ClaimTTL)
 	if err != nil || !ok {
 		if err == nil {
 			p.mu.Lock()

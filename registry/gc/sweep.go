@@ -38,7 +38,10 @@ func (p *pass) claimAndDelete(ctx context.Context, ts []content.Target, what, re
 }
 
 func (p *pass) claimAndDeleteBatch(ctx context.Context, ts []content.Target) ([]content.Target, error) {
-	claimed, err := p.store.ClaimAll(ctx, ts, p.cutoff, claimTTL)
+	if err := p.claimsAllowed(); err != nil {
+		return nil, err
+	}
+	claimed, err := p.store.ClaimAll(ctx, ts, p.cutoff, ClaimTTL)
 	if err != nil {
 		// Any of them may be claimed (a lost reply): release them all
 		// rather than block their pins until the claims expire. Only this
@@ -64,7 +67,7 @@ func (p *pass) claimAndDeleteBatch(ctx context.Context, ts []content.Target) ([]
 }
 
 // unclaim releases claims; a failure is logged, and the claims expire on
-// their own after claimTTL.
+// their own after ClaimTTL.
 func (p *pass) unclaim(ctx context.Context, ts []content.Target) {
 	if len(ts) == 0 {
 		return
