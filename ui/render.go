@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/stratus-registry/stratus/internal/bytesize"
 )
 
 //go:embed templates/*.html
@@ -27,7 +29,7 @@ type pages struct {
 }
 
 var funcs = template.FuncMap{
-	"bytes":        humanBytes,
+	"bytes":        bytesize.Format,
 	"short":        shortDigest,
 	"when":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"repoURL":      repoURL,
@@ -115,19 +117,6 @@ func (u *UI) static(w http.ResponseWriter, r *http.Request, rt uiRoute, v visito
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeContent(w, r, rt.file, time.Time{}, bytes.NewReader(b))
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func shortDigest(d digest.Digest) string {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/stratus-registry/stratus/internal/bytesize"
 	"github.com/stratus-registry/stratus/registry"
 )
 
@@ -21,7 +22,7 @@ func printStorage(w io.Writer, s *registry.GCStorage) {
 	}
 	listed := len(s.Repositories) + s.OtherRepositories
 	fmt.Fprintf(w, "\nstorage: %d bytes live (%s), shared content counted once; %d repositories with live content\n",
-		s.UniqueBytes, humanBytes(s.UniqueBytes), listed)
+		s.UniqueBytes, bytesize.Format(s.UniqueBytes), listed)
 	if len(s.Repositories) == 0 {
 		return
 	}
@@ -42,23 +43,9 @@ func printStorage(w io.Writer, s *registry.GCStorage) {
 	restBytes += s.OtherBytes
 	if restN > 0 {
 		fmt.Fprintf(w, "  and %d more repositories: %d bytes (%s), shared content counted in each (--json lists %d)\n",
-			restN, restBytes, humanBytes(restBytes), len(s.Repositories))
+			restN, restBytes, bytesize.Format(restBytes), len(s.Repositories))
 	}
 }
 
 // sizeCell is a byte count exactly and in binary units.
-func sizeCell(n int64) string { return fmt.Sprintf("%d (%s)", n, humanBytes(n)) }
-
-// humanBytes renders n in binary units, one decimal.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func sizeCell(n int64) string { return fmt.Sprintf("%d (%s)", n, bytesize.Format(n)) }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratus-registry/stratus/internal/bytesize"
 	"github.com/stratus-registry/stratus/registry"
 )
 
@@ -76,14 +77,6 @@ func TestPrintStorage(t *testing.T) {
 // tabwriter's business.
 func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 30: "5.0 GiB", 1 << 62: "4.0 EiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 // TestGCStatusStorage pushes two images sharing a layer into a filesystem
 // root, runs `stratus gc run` and checks what `stratus gc status` prints,
 // as text and as JSON, against the sizes pushed.
@@ -118,8 +111,8 @@ func TestGCStatusStorage(t *testing.T) {
 	human := run("status")
 	for _, w := range []string{
 		fmt.Sprintf("storage: %d bytes live", unique),
-		fmt.Sprintf("team/app %d (%s) %d (%s)", appSize, humanBytes(appSize), appSize-int64(len(shared)), humanBytes(appSize-int64(len(shared)))),
-		fmt.Sprintf("lib %d (%s) %d (%s)", libSize, humanBytes(libSize), libSize-int64(len(shared)), humanBytes(libSize-int64(len(shared)))),
+		fmt.Sprintf("team/app %d (%s) %d (%s)", appSize, bytesize.Format(appSize), appSize-int64(len(shared)), bytesize.Format(appSize-int64(len(shared)))),
+		fmt.Sprintf("lib %d (%s) %d (%s)", libSize, bytesize.Format(libSize), libSize-int64(len(shared)), bytesize.Format(libSize-int64(len(shared)))),
 	} {
 		if !strings.Contains(squash(human), w) {
 			t.Errorf("gc status lacks %q:\n%s", w, human)
