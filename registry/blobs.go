@@ -36,15 +36,25 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	if err != nil {
 		return err
 	}
+	if g.opensEarly(r) {
+		blob, rc, err := repo.OpenServedBlob(ctx, d)
+		switch {
+		case err == nil:
+			defer rc.Close()
+			setBlobHeaders(w, d)
+			g.sendBlob(w, r, d, rc, byteRange{start: 0, length: blob.Size}, false, blob.Size)
+			return nil
+		case !rt.mirrored || !errors.Is(err, content.ErrBlobUnknown):
+			return blobErr(err, d)
+		}
+		// A miss in a mirrored repository: the mirror path fetches it.
+	}
 	blob, served, err := g.serveBlobOrFetch(w, r, rt, repo, d)
 	if err != nil || served {
 		return blobErr(err, d)
 	}
+	setBlobHeaders(w, d)
 	h := w.Header()
-	h.Set("Docker-Content-Digest", d.String())
-	h.Set("ETag", `"`+d.String()+`"`)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Cache-Control", "max-age=31536000")
 	if r.Method == http.MethodHead {
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Length", strconv.FormatInt(blob.Size, 10))
@@ -76,11 +86,34 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 		return blobErr(err, d)
 	}
 	defer rc.Close()
+	g.sendBlob(w, r, d, rc, br, partial, blob.Size)
+	return nil
+}
+
+// opensEarly reports whether a pull takes OpenServedBlob's path, which
+// opens the data while it reads the link: a GET of the whole blob from a
+// store that never redirects pulls (a redirect needs no data read).
+func (g *Registry) opensEarly(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.Header.Get("Range") == "" && !g.redirects
+}
+
+// setBlobHeaders sets what every answer of a found blob carries.
+func setBlobHeaders(w http.ResponseWriter, d digest.Digest) {
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Cache-Control", "max-age=31536000")
+}
+
+// sendBlob writes the status and copies range br of the blob from rc.
+func (g *Registry) sendBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, rc io.Reader, br byteRange, partial bool, size int64) {
+	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(br.length, 10))
 	status := http.StatusOK
 	if partial {
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", br.start, br.start+br.length-1, blob.Size))
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", br.start, br.start+br.length-1, size))
 		status = http.StatusPartialContent
 	}
 	w.WriteHeader(status)
@@ -90,10 +123,9 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) err
 	defer g.copyBufs.Put(buf)
 	// writerOnly hides ResponseWriter's ReadFrom, which would copy in
 	// 32 KiB steps; large steps halve the syscalls of a big pull.
-	if n, err := io.CopyBuffer(writerOnly{w}, rc, *buf); err != nil && ctx.Err() == nil {
+	if n, err := io.CopyBuffer(writerOnly{w}, rc, *buf); err != nil && r.Context().Err() == nil {
 		g.logger.Warn("blob body cut short", "digest", d.String(), "sent", n, "of", br.length, "err", err)
 	}
-	return nil
 }
 
 // deleteBlob unlinks the blob from the repository. The bytes stay until GC

@@ -8,6 +8,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -69,6 +70,8 @@ type Registry struct {
 	tagPolicy   TagPolicy
 	retention   gc.Retention
 	pinTTL      time.Duration
+	// redirects: the store signs pull URLs (so whole-blob GETs redirect).
+	redirects bool
 	// hooks let tests force interleavings between requests and GC; nil
 	// outside tests.
 	hooks *hooks
@@ -142,6 +145,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	g.content, g.gcContent = cs, cs
+	// Whether pulls redirect is fixed by configuration: ask once. Any
+	// answer but "unsupported" (even an error) keeps the redirect path.
+	_, signErr := cs.SignedURL(ctx, content.Blob{Data: "data/0"})
+	g.redirects = !errors.Is(signErr, storage.ErrUnsupported)
 	if deps.GCStorage != nil {
 		g.gcContent = cs.WithDriver(deps.GCStorage)
 	}

@@ -60,6 +60,9 @@ type Store struct {
 	opts        Options
 	logger      *slog.Logger
 	pinsRefused atomic.Int64
+	// dataKeys lets a whole-blob GET open the data while it reads the
+	// link (speculate.go).
+	dataKeys *dataKeys
 }
 
 // New returns the store over driver, pinning and claiming in pins.
@@ -74,14 +77,14 @@ func New(driver storage.Driver, pins Pins, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{driver: driver, pins: pins, opts: opts, logger: logger}, nil
+	return &Store{driver: driver, pins: pins, opts: opts, logger: logger, dataKeys: newDataKeys()}, nil
 }
 
 // WithDriver returns a store over d, a wrapper of this store's driver,
 // sharing this store's pins and options: GC paces its own requests this
 // way (storage/pace) without slowing the requests the registry serves.
 func (s *Store) WithDriver(d storage.Driver) *Store {
-	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger}
+	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger, dataKeys: newDataKeys()}
 }
 
 // Repository returns the view of repository name; ErrNameInvalid unless
