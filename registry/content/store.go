@@ -61,7 +61,7 @@ type Store struct {
 	logger      *slog.Logger
 	pinsRefused atomic.Int64
 	// dataKeys lets a whole-blob GET open the data while it reads the
-	// link (speculate.go).
+	// link (earlyopen.go).
 	dataKeys *dataKeys
 }
 
