@@ -160,19 +160,30 @@ func TestPullOpensDataWhileReadingLink(t *testing.T) {
 			locks := memory.New()
 			t.Cleanup(func() { locks.Close() })
 			gate := newReaderGate(inmemory.New())
+			// Two replicas of one store: tr pushes, puller pulls.
 			tr, reg := newTestRegistryOn(t, gcConfig("keep"), locks, gate)
-			if reg.redirects {
+			puller, pullReg := newTestRegistryOn(t, gcConfig("keep"), locks, gate)
+			if pullReg.redirects {
 				t.Fatal("the in-memory store does not sign URLs; pulls must not count as redirecting")
 			}
 			tr.pushBlob("app", blob)
 
-			// First pull: nothing remembered, so the link read waits out
-			// the gate (this is what the gate detects).
+			// The pushing replica remembers the data it committed.
 			gate.drain()
 			gate.hold.Store(true)
-			first := tr.do("GET", "/v2/app/blobs/"+sha(blob), nil)
+			own := tr.do("GET", "/v2/app/blobs/"+sha(blob), nil)
 			gate.hold.Store(false)
-			tr.expect(first, 200, "")
+			tr.expect(own, 200, "")
+			if gate.heldOut.Load() != 0 {
+				t.Fatal("the pushing replica's pull read the link before opening the data")
+			}
+			// The other replica's first pull: nothing remembered, so its
+			// link read waits out the gate (this is what the gate detects).
+			gate.drain()
+			gate.hold.Store(true)
+			first := puller.do("GET", "/v2/app/blobs/"+sha(blob), nil)
+			gate.hold.Store(false)
+			puller.expect(first, 200, "")
 			if gate.heldOut.Load() == 0 {
 				t.Fatal("the first pull's data read overlapped its link read: nothing was remembered yet")
 			}
@@ -182,9 +193,9 @@ func TestPullOpensDataWhileReadingLink(t *testing.T) {
 			gate.heldOut.Store(0)
 			gate.hold.Store(true)
 			sent := time.Now()
-			second := tr.do("GET", "/v2/"+repo+"/blobs/"+sha(blob), nil)
+			second := puller.do("GET", "/v2/"+repo+"/blobs/"+sha(blob), nil)
 			gate.hold.Store(false)
-			tr.expect(second, status, code)
+			puller.expect(second, status, code)
 			if status == 200 && !bytes.Equal(second.body, blob) {
 				t.Fatalf("second pull served %q, want %q", second.body, blob)
 			}

@@ -243,7 +243,13 @@ func (r *Repository) CommitBlob(ctx context.Context, d digest.Digest, uploadID s
 			return fmt.Errorf("blob %s: writing the record failed (%w) and reading it back failed: %w", d, err, rerr)
 		}
 	}
-	return r.link(ctx, own)
+	if err := r.link(ctx, own); err != nil {
+		return err
+	}
+	// The first pull of what was just pushed (a CI job, a rollout) can
+	// then open the data with the link.
+	s.dataKeys.put(d, own.Data)
+	return nil
 }
 
 // Upload data: the bytes of one upload live at data/<upload-id> until a
