@@ -3,7 +3,10 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,8 @@ import (
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/inmemory"
+	"github.com/stratus-registry/stratus/storage/s3"
+	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
 
 // readerGate is a driver that can hold every link read until a data
@@ -250,5 +255,57 @@ func TestRangeAndHeadDoNotOpenEarly(t *testing.T) {
 		if n := gate.openReaders(); n != 0 {
 			t.Errorf("%s: %d store readers left open", tc.method, n)
 		}
+	}
+}
+
+// Whether pulls redirect is asked of the store once, at start: a store that
+// signs URLs redirects whole-blob GETs (and opens nothing early); one that
+// does not serves them through the early open. Real MinIO, both ways.
+func TestPullsRedirectOnlyWhenTheStoreSigns(t *testing.T) {
+	mio := s3test.Start(t)
+	for _, tc := range []struct {
+		name     string
+		redirect bool
+		status   int
+	}{
+		{"redirect off", false, 200},
+		{"redirect on", true, 307},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := mio.Config(fmt.Sprintf("redirects-%d", time.Now().UnixNano()))
+			cfg.Redirect = tc.redirect
+			cfg.SetDefaults()
+			drv, err := s3.New(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { drv.Close() })
+			locks := memory.New()
+			t.Cleanup(func() { locks.Close() })
+			tr, reg := newTestRegistryOn(t, gcConfig("keep"), locks, drv)
+			if reg.redirects != tc.redirect {
+				t.Fatalf("redirects = %v, want %v", reg.redirects, tc.redirect)
+			}
+			blob := []byte("served or redirected")
+			tr.pushBlob("app", blob)
+			// A client that does not follow redirects, to see the answer.
+			hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := hc.Get(tr.srv.URL + "/v2/app/blobs/" + sha(blob))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != tc.status {
+				t.Fatalf("GET: %d, %v", resp.StatusCode, err)
+			}
+			if tc.status == 200 && !bytes.Equal(body, blob) {
+				t.Errorf("body %q, want %q", body, blob)
+			}
+			if tc.status == 307 && resp.Header.Get("Location") == "" {
+				t.Error("a redirect without Location")
+			}
+		})
 	}
 }

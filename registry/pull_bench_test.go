@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,9 +59,14 @@ func BenchmarkBlobPull(b *testing.B) {
 	} {
 		for _, size := range []int64{1 << 20, 64 << 20} {
 			b.Run(fmt.Sprintf("locks=%s/size=%s", lc.name, storage.Size(size)), func(b *testing.B) {
-				benchPull(b, mio, lc.new(b), lc.perKey, size)
+				benchPull(b, mio, lc.new(b), lc.perKey, size, 8)
 			})
 		}
+		// One client: each pull's latency, where round trips in series
+		// show (8 clients on 2 cores measure CPU instead).
+		b.Run(fmt.Sprintf("locks=%s/size=1MiB/clients=1", lc.name), func(b *testing.B) {
+			benchPull(b, mio, lc.new(b), lc.perKey, 1<<20, 1)
+		})
 	}
 }
 
@@ -84,7 +90,7 @@ func (p perKeyPins) PinAll(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, perKey bool, size int64) {
+func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, perKey bool, size int64, clients int) {
 	ctx := context.Background()
 	defer locks.Close()
 	cfg := mio.Config(fmt.Sprintf("pullbench-%d", time.Now().UnixNano()))
@@ -123,18 +129,32 @@ func benchPull(b *testing.B, mio *s3test.Server, locks locking.Store, perKey boo
 	callsBefore := pins.calls.Load()
 	var next atomic.Int64
 	b.SetBytes(size)
-	b.SetParallelism(4) // 4 per core: 8 clients on 2 cores, as the bench command pulls
+	pull := func(buf []byte) bool {
+		d := blobs[int(next.Add(1))%len(blobs)]
+		if err := benchGetBlob(hc, srv.URL+"/v2/bench/blobs/"+d, size, buf); err != nil {
+			b.Error(err)
+			return false
+		}
+		return true
+	}
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
+	if clients == 1 {
 		buf := make([]byte, 256<<10)
-		for pb.Next() {
-			d := blobs[int(next.Add(1))%len(blobs)]
-			if err := benchGetBlob(hc, srv.URL+"/v2/bench/blobs/"+d, size, buf); err != nil {
-				b.Error(err)
-				return
+		for range b.N {
+			if !pull(buf) {
+				break
 			}
 		}
-	})
+	} else {
+		// clients/GOMAXPROCS per core: 8 clients on 2 cores, as the bench
+		// command pulls.
+		b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 256<<10)
+			for pb.Next() && pull(buf) {
+			}
+		})
+	}
 	b.StopTimer()
 	after, err := instrument.OpCounts(metrics)
 	if err != nil {
