@@ -3,9 +3,6 @@ package lockingtest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,43 +104,8 @@ func testClaimManyRace(t *testing.T, s locking.Store) {
 			ds[i] = randKey("raced-batch")
 		}
 		since := storeNow(t, s)
-		start := make(chan struct{})
-		var (
-			wg      sync.WaitGroup
-			mu      sync.Mutex
-			pinned  = make([]int, batch)
-			errs    []error
-			claimed []bool
-		)
-		for range pinners {
-			wg.Go(func() {
-				<-start
-				for range pins {
-					i := rand.IntN(batch)
-					err := s.Pin(ctx, ds[i])
-					mu.Lock()
-					switch {
-					case err == nil:
-						pinned[i]++
-					case !errors.Is(err, locking.ErrDeleting):
-						errs = append(errs, fmt.Errorf("pin: %w", err))
-					}
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Go(func() {
-			<-start
-			got, err := s.ClaimMany(ctx, ds, since, longTTL)
-			mu.Lock()
-			defer mu.Unlock()
-			claimed = got
-			if err != nil {
-				errs = append(errs, fmt.Errorf("claim: %w", err))
-			}
-		})
-		close(start)
-		wg.Wait()
+		pinned, claimed, errs := raceRound(ctx, ds, pinners, pins, func(k string) error { return s.Pin(ctx, k) },
+			func() ([]bool, error) { return s.ClaimMany(ctx, ds, since, longTTL) })
 		for _, err := range errs {
 			t.Fatalf("round %d: %v", round, err)
 		}

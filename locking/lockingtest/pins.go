@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -168,45 +169,13 @@ func testPinRace(t *testing.T, s locking.Store, pin func(s locking.Store, d stri
 	for round := range rounds {
 		d := randKey("raced-digest")
 		since := storeNow(t, s)
-		start := make(chan struct{})
-		var (
-			wg      sync.WaitGroup
-			mu      sync.Mutex
-			pinned  int
-			errs    []error
-			claimed bool
-		)
-		for range pinners {
-			wg.Go(func() {
-				<-start
-				for range pinsPerPinner {
-					err := pin(s, d)
-					mu.Lock()
-					switch {
-					case err == nil:
-						pinned++
-					case !errors.Is(err, locking.ErrDeleting):
-						errs = append(errs, fmt.Errorf("pin: %w", err))
-					}
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Go(func() {
-			<-start
-			ok, err := s.Claim(ctx, d, since, longTTL)
-			mu.Lock()
-			defer mu.Unlock()
-			claimed = ok
-			if err != nil {
-				errs = append(errs, fmt.Errorf("claim: %w", err))
-			}
-		})
-		close(start)
-		wg.Wait()
+		pins, claims, errs := raceRound(ctx, []string{d}, pinners, pinsPerPinner,
+			func(k string) error { return pin(s, k) },
+			func() ([]bool, error) { ok, err := s.Claim(ctx, d, since, longTTL); return []bool{ok}, err })
 		for _, err := range errs {
 			t.Fatalf("round %d: %v", round, err)
 		}
+		pinned, claimed := pins[0], claims[0]
 		if claimed && pinned > 0 {
 			t.Fatalf("round %d: Claim succeeded and %d Pins succeeded too: a pinned blob would be deleted", round, pinned)
 		}
@@ -222,4 +191,47 @@ func testPinRace(t *testing.T, s locking.Store, pin func(s locking.Store, d stri
 	}
 	// Which side wins depends on scheduling; both outcomes are correct.
 	t.Logf("claim won %d of %d rounds", claimedRounds, rounds)
+}
+
+// raceRound runs one round of a pin/claim race: pinners goroutines each
+// pin pinsEach random keys of ds while claim claims them all, every one
+// released at once. It returns how many pins of each key succeeded and
+// what the claim answered per key (false for all if it failed), with the
+// unexpected errors.
+func raceRound(ctx context.Context, ds []string, pinners, pinsEach int, pin func(string) error, claim func() ([]bool, error)) (pinned []int, claimed []bool, errs []error) {
+	pinned, claimed = make([]int, len(ds)), make([]bool, len(ds))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range pinners {
+		wg.Go(func() {
+			<-start
+			for range pinsEach {
+				i := rand.IntN(len(ds))
+				err := pin(ds[i])
+				mu.Lock()
+				switch {
+				case err == nil:
+					pinned[i]++
+				case !errors.Is(err, locking.ErrDeleting):
+					errs = append(errs, fmt.Errorf("pin: %w", err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		<-start
+		got, err := claim()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("claim: %w", err))
+			return
+		}
+		copy(claimed, got)
+	})
+	close(start)
+	wg.Wait()
+	return pinned, claimed, errs
 }
