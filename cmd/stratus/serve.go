@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stratus-registry/stratus/httpmw"
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/memory"
 	lockredis "github.com/stratus-registry/stratus/locking/redis"
@@ -173,11 +174,15 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	go sec.watchPolicy(ctx, cfg, logger)
 	// Auth resolves the caller before the rate limit, which limits
 	// authenticated callers per user.
-	front, err := withUI(cfg, reg, sec, ready, logger)
+	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	front, err := withUI(cfg, reg, sec, ready, proxies, logger)
 	if err != nil {
 		return err
 	}
-	srv, err := newServers(ctx, cfg, sec.wrap(lim.wrap(front)), ready, obs, logger)
+	srv, err := newServers(ctx, cfg, sec.wrap(lim.wrap(front)), ready, obs, proxies, logger)
 	if err != nil {
 		return err
 	}

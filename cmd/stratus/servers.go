@@ -30,11 +30,8 @@ type servers struct {
 
 // newServers binds both listeners, so that a port in use fails the start
 // before anything is served.
-func newServers(ctx context.Context, cfg *Config, reg http.Handler, ready http.Handler, obs *observability, logger *slog.Logger) (*servers, error) {
-	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
-	}
+func newServers(ctx context.Context, cfg *Config, reg http.Handler, ready http.Handler, obs *observability, proxies []netip.Prefix, logger *slog.Logger) (*servers, error) {
+	var err error
 	s := &servers{cfg: cfg, logger: logger}
 	s.public = &http.Server{
 		Handler:           publicHandler(cfg, reg, ready, obs, proxies, logger),

@@ -81,7 +81,7 @@ func startTestServers(t *testing.T, cfg *Config) (addr string, logs string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := newServers(ctx, cfg, reg, http.NotFoundHandler(), obs, logger)
+	srv, err := newServers(ctx, cfg, reg, http.NotFoundHandler(), obs, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -77,11 +78,8 @@ func readSessionKey(path string) ([]byte, error) {
 
 // withUI mounts the web UI in front of the registry: /ui/... is the UI,
 // and a browser asking for / is sent there. API paths never change.
-func withUI(cfg *Config, reg *registry.Registry, sec *security, ready *readyChecker, logger *slog.Logger) (http.Handler, error) {
-	proxies, err := httpmw.ParseProxies(cfg.HTTP.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
-	}
+// proxies are the parsed http.trusted_proxies.
+func withUI(cfg *Config, reg *registry.Registry, sec *security, ready *readyChecker, proxies []netip.Prefix, logger *slog.Logger) (http.Handler, error) {
 	if !cfg.UI.enabled() {
 		return reg, nil
 	}

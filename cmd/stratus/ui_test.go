@@ -114,7 +114,7 @@ func TestWithUIRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := withUI(tt.cfg, reg, sec, ready, logger)
+			h, err := withUI(tt.cfg, reg, sec, ready, nil, logger)
 			if err != nil {
 				t.Fatal(err)
 			}
