@@ -76,7 +76,12 @@ func (r *Repository) OpenServedBlob(ctx context.Context, d digest.Digest) (Blob,
 	if err != nil {
 		return Blob{}, nil, err
 	}
-	r.s.dataKeys.put(d, b.Data)
+	if early == nil || early.key != b.Data {
+		// Not when the early read of this very key just failed: Open
+		// then served newer data through the record, and the link's key
+		// would only be tried and forgotten again on the next pull.
+		r.s.dataKeys.put(d, b.Data)
+	}
 	return b, rc, nil
 }
 
