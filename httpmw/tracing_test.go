@@ -1,17 +1,15 @@
 package httpmw_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stratus-registry/stratus/httpmw"
+	"github.com/stratus-registry/stratus/internal/spantest"
 )
 
 func TestTraceSpans(t *testing.T) {
@@ -37,11 +35,9 @@ func TestTraceSpans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			exp := tracetest.NewInMemoryExporter()
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-			defer tp.Shutdown(context.Background())
+			tracer, exp := spantest.New(t)
 			var inner trace.SpanContext
-			h := httpmw.Chain(httpmw.Options{Route: routes, Tracer: tp.Tracer("test")})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := httpmw.Chain(httpmw.Options{Route: routes, Tracer: tracer})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				inner = trace.SpanContextFromContext(r.Context())
 				w.WriteHeader(tt.status)
 			}))

@@ -7,26 +7,17 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stratus-registry/stratus/internal/spantest"
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/lockingtest"
 	"github.com/stratus-registry/stratus/locking/memory"
 	"github.com/stratus-registry/stratus/locking/tracing"
 )
 
-func newTracer(t *testing.T) (trace.Tracer, *tracetest.InMemoryExporter) {
-	t.Helper()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp.Tracer("test"), exp
-}
-
 func TestSuiteThroughWrapper(t *testing.T) {
-	tracer, _ := newTracer(t)
+	tracer, _ := spantest.New(t)
 	lockingtest.Run(t, func(t *testing.T) locking.Store {
 		s := tracing.Wrap(memory.New(), "memory", tracer)
 		t.Cleanup(func() { s.Close() })
@@ -39,7 +30,7 @@ var parent = trace.NewSpanContext(trace.SpanContextConfig{
 })
 
 func TestSpans(t *testing.T) {
-	tracer, exp := newTracer(t)
+	tracer, exp := spantest.New(t)
 	s := tracing.Wrap(memory.New(), "memory", tracer)
 	defer s.Close()
 	ctx := trace.ContextWithSpanContext(context.Background(), parent)

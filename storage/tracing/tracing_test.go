@@ -10,22 +10,14 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stratus-registry/stratus/internal/spantest"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/drivertest"
 	"github.com/stratus-registry/stratus/storage/inmemory"
 	"github.com/stratus-registry/stratus/storage/tracing"
 )
-
-func newTracer(t *testing.T) (trace.Tracer, *tracetest.InMemoryExporter) {
-	t.Helper()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp.Tracer("test"), exp
-}
 
 // parent is a sampled span context every suite operation runs under, so
 // that the wrapper records spans during the suite.
@@ -80,7 +72,7 @@ func (m parentedMP) Commit(ctx context.Context) (storage.Info, error) {
 func (m parentedMP) Abort(ctx context.Context) error { return m.Multipart.Abort(withParent(ctx)) }
 
 func TestDriverSuiteThroughWrapper(t *testing.T) {
-	tracer, exp := newTracer(t)
+	tracer, exp := spantest.New(t)
 	shared := inmemory.New()
 	drivertest.RunWith(t, func(t *testing.T) storage.Driver {
 		d := parented{tracing.Wrap(shared.Clone(), tracer)}
@@ -124,7 +116,7 @@ func TestErrorsAndAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tracer, exp := newTracer(t)
+			tracer, exp := spantest.New(t)
 			d := tracing.Wrap(failing{inmemory.New(), tt.err}, tracer)
 			_, _ = d.Stat(withParent(context.Background()), "a/b")
 			spans := exp.GetSpans()
@@ -146,7 +138,7 @@ func TestErrorsAndAnswers(t *testing.T) {
 }
 
 func TestNoSpanWithoutParent(t *testing.T) {
-	tracer, exp := newTracer(t)
+	tracer, exp := spantest.New(t)
 	d := tracing.Wrap(inmemory.New(), tracer)
 	if _, err := d.Put(context.Background(), "k", strings.NewReader("x"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -168,7 +160,7 @@ func (signerReaper) SignedURL(context.Context, string, time.Duration) (string, e
 }
 
 func TestCapabilitiesPreserved(t *testing.T) {
-	tracer, _ := newTracer(t)
+	tracer, _ := spantest.New(t)
 	tests := []struct {
 		name               string
 		d                  storage.Driver
