@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +102,9 @@ type Target struct {
 	Digest digest.Digest
 	claim  string
 	keys   []string
+	// linkRepo is the repository of a link deletion, whose link stamp
+	// the deletion replaces first.
+	linkRepo string
 }
 
 // ClaimKey is what the deletion claims (for logs and test hooks).
@@ -109,7 +113,7 @@ func (t Target) ClaimKey() string { return t.claim }
 // LinkTarget unlinks d from this repository only.
 func (r *Repository) LinkTarget(d digest.Digest) Target {
 	k := LinkKey(r.name, d)
-	return Target{Digest: d, claim: k, keys: []string{k}}
+	return Target{Digest: d, claim: k, keys: []string{k}, linkRepo: r.name}
 }
 
 // ManifestTarget deletes manifest d of this repository and its referrer
@@ -197,17 +201,42 @@ const deleteBatch = 500
 
 // Delete removes the objects of claimed targets, in batches.
 func (s *Store) Delete(ctx context.Context, ts []Target) error {
+	for len(ts) > 0 {
+		n := min(len(ts), deleteBatch)
+		if err := s.deleteTargets(ctx, ts[:n]); err != nil {
+			return err
+		}
+		ts = ts[n:]
+	}
+	return nil
+}
+
+// deleteTargets deletes one batch of targets. Link deletions replace
+// their repositories' link stamps first and must land within
+// stampChangeDeadline (linkstamps.go).
+func (s *Store) deleteTargets(ctx context.Context, ts []Target) error {
 	var keys []string
+	var repos []string
 	for _, t := range ts {
 		keys = append(keys, t.keys...)
+		if t.linkRepo != "" && !slices.Contains(repos, t.linkRepo) {
+			repos = append(repos, t.linkRepo)
+		}
+	}
+	if len(repos) > 0 {
+		// From before the first stamp changes: its hold runs from there.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, stampChangeDeadline)
+		defer cancel()
+	}
+	for _, repo := range repos {
+		if err := s.links.beginChange(ctx, repo); err != nil {
+			return err
+		}
 	}
 	return s.deleteKeys(ctx, keys)
 }
 
-// DeleteDataTargets removes the objects of claimed DataTargets in
-// batches: every data object first, then their index entries, so that a
-// crash in between leaves entries without data (deleted as stale by a
-// later pass), never data without its entry.
 func (s *Store) DeleteDataTargets(ctx context.Context, ts []Target) error {
 	var data, entries []string
 	for _, t := range ts {
