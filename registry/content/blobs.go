@@ -193,7 +193,11 @@ func (r *Repository) Unlink(ctx context.Context, d digest.Digest) error {
 	if err := r.s.links.beginChange(ctx, r.name); err != nil {
 		return err
 	}
-	return r.s.driver.Delete(ctx, key)
+	if err := r.s.driver.Delete(ctx, key); err != nil {
+		return err
+	}
+	r.s.links.endChange(ctx, r.name, r.s.logger)
+	return nil
 }
 
 // CommitBlob makes the data uploadID wrote (size bytes, verified to hash

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -34,8 +35,10 @@ const (
 	stampLive     = 'L'
 	stampChanging = 'D'
 	// stampTTL is how long a live stamp lives; its expiry only makes the
-	// links remembered under it be read again.
-	stampTTL = 24 * time.Hour
+	// links remembered under it be read again. It also bounds how long a
+	// link deleted behind Stratus's back (not through Unlink or GC) can
+	// still be served from memory.
+	stampTTL = time.Hour
 	// stampChangeHold is how long a deletion keeps a repository's links
 	// from being remembered. A deletion must be done well inside it (see
 	// stampChangeDeadline): a process that read the stamp after the hold
@@ -86,7 +89,8 @@ func newLinks(pins Pins) *links {
 	return &links{stamps: st, known: map[linkID]rememberedLink{}}
 }
 
-func stampID(repo string) string { return stampPrefix + repo }
+// LinkStampID is the lock-store record ID of repo's link stamp.
+func LinkStampID(repo string) string { return stampPrefix + repo }
 
 // stamp reads repo's stamp: "" when there is none (or nothing is
 // remembered in this store).
@@ -94,7 +98,7 @@ func (l *links) stamp(ctx context.Context, repo string) (string, error) {
 	if l.stamps == nil {
 		return "", nil
 	}
-	rec, err := l.stamps.Get(ctx, stampID(repo))
+	rec, err := l.stamps.Get(ctx, LinkStampID(repo))
 	if errors.Is(err, locking.ErrNotFound) {
 		return "", nil
 	}
@@ -112,7 +116,7 @@ func (l *links) ensureStamp(ctx context.Context, repo string) error {
 	if l.stamps == nil {
 		return nil
 	}
-	err := l.stamps.Create(ctx, stampID(repo), newStamp(stampLive), stampTTL)
+	err := l.stamps.Create(ctx, LinkStampID(repo), newStamp(stampLive), stampTTL)
 	if errors.Is(err, locking.ErrExists) {
 		return nil
 	}
@@ -144,7 +148,7 @@ func (l *links) beginChange(ctx context.Context, repo string) error {
 	if l.stamps == nil {
 		return nil
 	}
-	id := stampID(repo)
+	id := LinkStampID(repo)
 	for range changeAttempts {
 		if err := l.stamps.Delete(ctx, id); err != nil {
 			return fmt.Errorf("link stamp of %s: %w", repo, err)
@@ -160,6 +164,17 @@ func (l *links) beginChange(ctx context.Context, repo string) error {
 		}
 	}
 	return fmt.Errorf("link stamp of %s: recreated by readers %d times in a row", repo, changeAttempts)
+}
+
+// endChange replaces repo's stamp once more after its links were
+// deleted. Only a stamp lost during the deletion needs it (a reader then
+// created a live one and may have remembered a link under it before the
+// delete landed), so a failure here is logged, not returned: the delete
+// is done.
+func (l *links) endChange(ctx context.Context, repo string, logger *slog.Logger) {
+	if err := l.beginChange(context.WithoutCancel(ctx), repo); err != nil {
+		logger.Warn("replacing the link stamp after a link deletion failed", "repo", repo, "err", err)
+	}
 }
 
 func (l *links) get(repo string, d digest.Digest) (rememberedLink, bool) {

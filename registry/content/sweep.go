@@ -234,7 +234,13 @@ func (s *Store) deleteTargets(ctx context.Context, ts []Target) error {
 			return err
 		}
 	}
-	return s.deleteKeys(ctx, keys)
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return err
+	}
+	for _, repo := range repos {
+		s.links.endChange(ctx, repo, s.logger)
+	}
+	return nil
 }
 
 func (s *Store) DeleteDataTargets(ctx context.Context, ts []Target) error {
