@@ -243,6 +243,10 @@ func (s *Store) deleteTargets(ctx context.Context, ts []Target) error {
 	return nil
 }
 
+// DeleteDataTargets removes the objects of claimed DataTargets in
+// batches: every data object first, then their index entries, so that a
+// crash in between leaves entries without data (deleted as stale by a
+// later pass), never data without its entry.
 func (s *Store) DeleteDataTargets(ctx context.Context, ts []Target) error {
 	var data, entries []string
 	for _, t := range ts {
