@@ -88,6 +88,9 @@ type Config struct {
 	// a slow store or a low max_rate then costs a failed pass, never an
 	// object a forgotten pin should have kept.
 	PinTTL time.Duration
+	// MarkCache, if set, carries what the mark read from one pass to the
+	// next; it must outlive the Collector (one per registry).
+	MarkCache *MarkCache
 }
 
 // ErrPassTooLong: the pass ran so long that pins made since its cutoff may
@@ -212,7 +215,9 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		}},
 	}
 	c.logger.Info("gc: pass starting", "dry_run", dryRun, "grace", c.cfg.Grace, "untagged", c.cfg.Untagged)
+	c.cfg.MarkCache.begin()
 	runErr := p.run(ctx)
+	c.cfg.MarkCache.end(runErr == nil)
 	if cause := context.Cause(ctx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		runErr = fmt.Errorf("%w: %w", cause, runErr)
 	}
@@ -233,6 +238,12 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		"bytes_reclaimed", r.BytesReclaimed, "links_deleted", r.LinksDeleted, "orphans_deleted", r.OrphansDeleted,
 		"uploads_aborted", r.UploadsAborted, "kept_by_pin", r.KeptByPin, "err", runErr)
 	return r, runErr
+}
+
+func (p *pass) cacheHit() {
+	p.mu.Lock()
+	p.report.MarkCacheHits++
+	p.mu.Unlock()
 }
 
 // claimsAllowed fails once the pass has run so long that a pin made at
