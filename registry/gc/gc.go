@@ -309,10 +309,24 @@ func (p *pass) run(ctx context.Context) error {
 		return err
 	}
 	p.report.Storage = p.storage.report(p.storageRepositories())
-	if err := p.sweepBlobs(ctx); err != nil {
-		return fmt.Errorf("blobs: %w", err)
+	var index dataIndex
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := p.sweepBlobs(gctx); err != nil {
+			return fmt.Errorf("blobs: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if index, err = p.listDataIndex(gctx); err != nil {
+			return fmt.Errorf("orphaned data: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	if err := p.sweepOrphans(ctx); err != nil {
+	if err := p.sweepOrphans(ctx, index); err != nil {
 		return fmt.Errorf("orphaned data: %w", err)
 	}
 	// A session expires after upload_ttl without activity; a write idle
