@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,8 @@ type s3Like struct {
 	mod    map[string]time.Time
 	reads  int
 	onRead map[string]func()
+	// slowTagReads delays each tag read by 1-4 ms.
+	slowTagReads bool
 }
 
 func newS3Like() *s3Like {
@@ -92,9 +96,13 @@ func (d *s3Like) Reader(ctx context.Context, key string, offset, length int64) (
 	if strings.Contains(key, "/_tags/") || strings.Contains(key, "/_manifests/") {
 		d.reads++
 	}
+	slow := d.slowTagReads && strings.Contains(key, "/_tags/")
 	d.mu.Unlock()
 	if hook != nil {
 		hook()
+	}
+	if slow {
+		time.Sleep(time.Duration(1000+rand.IntN(3000)) * time.Microsecond)
 	}
 	return d.Driver.Reader(ctx, key, offset, length)
 }
@@ -248,5 +256,99 @@ func TestMarkCache(t *testing.T) {
 				t.Errorf("second pass would delete other's manifest: %v, want %v", got, tc.otherGone)
 			}
 		})
+	}
+}
+
+// TestMarkCacheUnderRetags moves each tag away and straight back once
+// (on S3 the second write brings the listed ETag back), at random moments
+// while passes loop, with tag reads slowed so that writes land between a
+// pass's listing and its read. Once the moves stop, a pass must decide
+// exactly from where the tags point: every manifest no tag reaches would
+// be deleted, and no other. Each tagged image has exactly one tag, so a
+// wrong mark shows. Passes are dry runs, which decide without pins, so no
+// pin covers a wrong mark (and every image stays available to tag again).
+// Three rounds, each on a fresh store: the moves must be a tag's first
+// since the store was written for a read of them to be cached.
+func TestMarkCacheUnderRetags(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprint("round ", round), retagRound)
+	}
+}
+
+func retagRound(t *testing.T) {
+	const tagged, spare = 24, 8
+	ctx := context.Background()
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	d := newS3Like()
+	d.slowTagReads = true
+	store, err := content.New(d, locks, content.Options{MaxManifestSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := store.Repository("a")
+	imgs := make([]image, tagged+spare)
+	for i := range imgs {
+		var tags []string
+		if i < tagged {
+			tags = []string{fmt.Sprintf("t%d", i)}
+		}
+		imgs[i] = putImage(t, store, repo, fmt.Sprintf("img%d", i), tags)
+	}
+	d.set(func() { d.aging = false })
+	c, err := New(store, locks, Config{Grace: testGrace, Untagged: "delete", UntaggedAge: testGrace, KeepReferrers: true,
+		Concurrency: 4, UploadTTL: time.Hour, MarkCache: NewMarkCache(1000)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	passes := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				passes <- nil
+				return
+			default:
+			}
+			if _, err := c.Run(ctx, true); err != nil {
+				passes <- err
+				return
+			}
+		}
+	}()
+	retag := func(tag string, i int) {
+		if err := repo.PutManifest(ctx, imgs[i].manifest, imgs[i].parsed, imgs[i].body, []string{tag}, time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, k := range rand.Perm(tagged) {
+		tag := fmt.Sprintf("t%d", k)
+		time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
+		retag(tag, tagged+rand.IntN(spare))
+		// Longer than a slowed read: a read that saw the first write
+		// is over before the second.
+		time.Sleep(time.Duration(4000+rand.IntN(2000)) * time.Microsecond)
+		retag(tag, k)
+	}
+	// Passes go on after the last move, so entries made while the tags
+	// moved are used.
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if err := <-passes; err != nil {
+		t.Fatal(err)
+	}
+	// Every write is older than grace, even at whole seconds.
+	time.Sleep(time.Second + testGrace + 100*time.Millisecond)
+	for range 2 {
+		r, err := c.Run(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, img := range imgs {
+			if got, want := wouldDelete(r, img.manifest), i >= tagged; got != want {
+				t.Errorf("image %d (tagged: %v): would delete %v (%d cache hits)", i, i < tagged, got, r.MarkCacheHits)
+			}
+		}
 	}
 }
