@@ -128,16 +128,6 @@ func sameVersion(a, b content.Version) bool {
 	return a.ETag == b.ETag && a.Size == b.Size && a.ModTime.Equal(b.ModTime)
 }
 
-// entries is the number of entries the next pass can use.
-func (c *MarkCache) entries() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.prev)
-}
-
 func tagCacheKey(repo, tag string) string { return repo + "\x00t\x00" + tag }
 
 func manifestCacheKey(repo string, d digest.Digest) string {
