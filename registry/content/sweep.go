@@ -25,6 +25,23 @@ import (
 type Entry struct {
 	Digest  digest.Digest
 	ModTime time.Time
+	// Version is the object's version as the listing showed it.
+	Version Version
+}
+
+// Version identifies one written version of an object as a listing shows
+// it: ETag, size and modification time. Every write of different content
+// changes the ETag (storage.Info) or, where ETags repeat for identical
+// content (S3's MD5), at least the modification time; gc's mark cache
+// relies on that (docs/architecture.md, "The mark remembers what it read").
+type Version struct {
+	ETag    string
+	Size    int64
+	ModTime time.Time
+}
+
+func versionOf(o storage.Info) Version {
+	return Version{ETag: o.ETag, Size: o.Size, ModTime: o.ModTime}
 }
 
 // EachManifest calls fn with the repository's manifests, a page at a time.
@@ -42,7 +59,7 @@ func (s *Store) eachDigestPage(ctx context.Context, prefix string, fn func([]Ent
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromKey(o.Key, prefix); ok {
-				page = append(page, Entry{Digest: d, ModTime: o.ModTime})
+				page = append(page, Entry{Digest: d, ModTime: o.ModTime, Version: versionOf(o)})
 			}
 		}
 		return fn(page)
