@@ -58,7 +58,8 @@ const (
 )
 
 // stampStore is the part of the lock store stamps live in: the session
-// records of locking.Sessions, under IDs no upload uses.
+// records of locking.Sessions, under IDs no upload uses (upload IDs are
+// 32 hex digits; a stamp ID has a slash).
 type stampStore interface {
 	Create(ctx context.Context, id string, rec []byte, ttl time.Duration) error
 	Get(ctx context.Context, id string) ([]byte, error)
