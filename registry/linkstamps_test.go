@@ -59,16 +59,14 @@ func (l *linkReads) Reader(ctx context.Context, key string, offset, length int64
 // replicas is two registries on one store and one lock store: pusher
 // writes, puller pulls.
 type replicas struct {
-	locks          *memory.Store
+	locks          locking.Store
 	store          *linkReads
 	pusher, puller *testRegistry
 	pusherReg      *Registry
 }
 
-func newReplicas(t *testing.T) *replicas {
+func newReplicas(t *testing.T, locks locking.Store) *replicas {
 	t.Helper()
-	locks := memory.New()
-	t.Cleanup(func() { locks.Close() })
 	store := &linkReads{Driver: inmemory.New()}
 	pusher, pusherReg := newTestRegistryOn(t, gcConfig("keep"), locks, store)
 	puller, _ := newTestRegistryOn(t, gcConfig("keep"), locks, store)
@@ -90,7 +88,7 @@ func (rs *replicas) pull(t *testing.T, repo string, blob []byte, status int, cod
 
 // markChanging puts repo's link stamp in the state a link deletion on
 // another replica leaves it in before it deletes.
-func markChanging(t *testing.T, locks *memory.Store, repo string) {
+func markChanging(t *testing.T, locks locking.Store, repo string) {
 	t.Helper()
 	ctx := context.Background()
 	id := content.LinkStampID(repo)
@@ -102,6 +100,19 @@ func markChanging(t *testing.T, locks *memory.Store, repo string) {
 	}
 }
 
+// rememberedCase is one case of TestRememberedLinks.
+type rememberedCase struct {
+	name string
+	// between runs once the puller has served the blob (and so
+	// remembers its link).
+	between    func(t *testing.T, rs *replicas)
+	status     int
+	code       string
+	linkReads  int64 // of the next pull
+	thenReads  int64 // of the pull after that
+	thenStatus int
+}
+
 // TestRememberedLinks: a replica that served a blob remembers the link and
 // pulls it again without reading the link, until a deletion of a link of
 // the repository on any replica (a DELETE, or GC) or the loss of the
@@ -109,18 +120,7 @@ func markChanging(t *testing.T, locks *memory.Store, repo string) {
 func TestRememberedLinks(t *testing.T) {
 	blob := []byte("a layer two replicas serve")
 	d := func(t *testing.T) string { return sha(blob) }
-	for _, tc := range []struct {
-		name string
-		// between runs once the puller has served the blob (and so
-		// remembers its link).
-		between      func(t *testing.T, rs *replicas)
-		status       int
-		code         string
-		linkReads    int64 // of the next pull
-		thenReads    int64 // of the pull after that
-		thenStatus   int
-		thenUnlinked bool
-	}{
+	for _, tc := range []rememberedCase{
 		{
 			name:       "remembered: no link read",
 			between:    func(*testing.T, *replicas) {},
@@ -170,23 +170,29 @@ func TestRememberedLinks(t *testing.T) {
 			thenReads: 1, thenStatus: 200,
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rs := newReplicas(t)
-			rs.pusher.pushBlob("app", blob)
-			if n := rs.pull(t, "app", blob, 200, ""); n != 1 {
-				t.Fatalf("first pull on the puller read %d links, want 1", n)
-			}
-			if n := rs.pull(t, "app", blob, 200, ""); n != 0 {
-				t.Fatalf("second pull on the puller read %d links, want 0 (remembered)", n)
-			}
-			tc.between(t, rs)
-			if n := rs.pull(t, "app", blob, tc.status, tc.code); n != tc.linkReads {
-				t.Errorf("pull read %d links, want %d", n, tc.linkReads)
-			}
-			if n := rs.pull(t, "app", blob, tc.thenStatus, ""); n != tc.thenReads {
-				t.Errorf("the pull after read %d links, want %d", n, tc.thenReads)
-			}
-		})
+		for lsName, newLocks := range lockStores(t) {
+			t.Run(lsName+"/"+tc.name, func(t *testing.T) {
+				rememberedLinkCase(t, newReplicas(t, newLocks(t)), blob, tc)
+			})
+		}
+	}
+}
+
+// rememberedLinkCase is one case of TestRememberedLinks.
+func rememberedLinkCase(t *testing.T, rs *replicas, blob []byte, tc rememberedCase) {
+	rs.pusher.pushBlob("app", blob)
+	if n := rs.pull(t, "app", blob, 200, ""); n != 1 {
+		t.Fatalf("first pull on the puller read %d links, want 1", n)
+	}
+	if n := rs.pull(t, "app", blob, 200, ""); n != 0 {
+		t.Fatalf("second pull on the puller read %d links, want 0 (remembered)", n)
+	}
+	tc.between(t, rs)
+	if n := rs.pull(t, "app", blob, tc.status, tc.code); n != tc.linkReads {
+		t.Errorf("pull read %d links, want %d", n, tc.linkReads)
+	}
+	if n := rs.pull(t, "app", blob, tc.thenStatus, ""); n != tc.thenReads {
+		t.Errorf("the pull after read %d links, want %d", n, tc.thenReads)
 	}
 }
 
@@ -196,7 +202,12 @@ func TestRememberedLinks(t *testing.T) {
 // then the delete lands. The puller must not serve the link again from
 // memory.
 func TestLinkDeletedWhileBeingRemembered(t *testing.T) {
-	rs := newReplicas(t)
+	for name, newLocks := range lockStores(t) {
+		t.Run(name, func(t *testing.T) { linkDeletedWhileBeingRemembered(t, newReplicas(t, newLocks(t))) })
+	}
+}
+
+func linkDeletedWhileBeingRemembered(t *testing.T, rs *replicas) {
 	blob := []byte("a layer deleted mid-pull")
 	rs.pusher.pushBlob("app", blob)
 	rs.store.mu.Lock()
@@ -221,7 +232,12 @@ func TestLinkDeletedWhileBeingRemembered(t *testing.T) {
 // deletion replaces once more afterwards makes the puller read the link
 // again.
 func TestLinkStampLostDuringDeletion(t *testing.T) {
-	rs := newReplicas(t)
+	for name, newLocks := range lockStores(t) {
+		t.Run(name, func(t *testing.T) { linkStampLostDuringDeletion(t, newReplicas(t, newLocks(t))) })
+	}
+}
+
+func linkStampLostDuringDeletion(t *testing.T, rs *replicas) {
 	blob := []byte("a layer whose stamp is lost")
 	rs.pusher.pushBlob("app", blob)
 	rs.store.mu.Lock()
@@ -246,7 +262,9 @@ func TestLinkStampLostDuringDeletion(t *testing.T) {
 // create no lock-store state (goal: failed anonymous requests leave
 // nothing behind).
 func TestProbesLeaveNoLinkStamp(t *testing.T) {
-	rs := newReplicas(t)
+	locks := memory.New()
+	t.Cleanup(func() { locks.Close() })
+	rs := newReplicas(t, locks)
 	for _, repo := range []string{"nosuch", "app"} {
 		rs.pull(t, repo, []byte("never pushed"), 404, "BLOB_UNKNOWN")
 		_, err := rs.locks.Get(context.Background(), content.LinkStampID(repo))
