@@ -19,6 +19,7 @@ import (
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/instrument"
+	"github.com/stratus-registry/stratus/storage/pace"
 	"github.com/stratus-registry/stratus/storage/s3"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
@@ -27,7 +28,9 @@ import (
 // Redis, at 10,000, 50,000 and 100,000 blobs (a fifth of the manifests at
 // 10k; -short: the 10k size only), half of the manifests tagged and half
 // untagged and collectable. The first pass collects the garbage; the
-// second is the steady state (nothing to delete). It reports objects per
+// others are the steady state (nothing to delete): plain, through the
+// yielder `stratus serve` uses with no traffic to yield to, and plain
+// again (so warm-up does not pass for yielder overhead). It reports objects per
 // second through each whole pass, and for the mark and the sweep.
 //
 //	go test -run '^$' -bench GCPass -benchtime 1x -timeout 2h ./registry/
@@ -77,16 +80,33 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The same collector through the serve-time yielder, on an idle
+	// registry (nothing publishes activity): what yielding costs a pass
+	// when there is nothing to yield to.
+	yielder, err := pace.NewYielder(locks, pace.YieldConfig{Share: DefaultGCBusyShare})
+	if err != nil {
+		b.Fatal(err)
+	}
+	yreg, err := New(ctx, reg.cfg, Deps{Storage: sm.Wrap(store), Locking: lm.Wrap(locks, "redis"),
+		GCStorage: pace.WrapGate(sm.Wrap(store), yielder)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	passes := []struct {
+		name string
+		reg  *Registry
+	}{{"collecting", reg}, {"steady", reg}, {"steady-yielder-idle", yreg}, {"steady-again", reg}}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		start := time.Now()
 		objects := generateStore(b, store, repos, perRepo, layers)
 		b.Logf("generated %d objects (%d manifests, %d blobs) in %s", objects, repos*perRepo, repos*perRepo*(layers+1), time.Since(start).Round(time.Second))
 		time.Sleep(10 * time.Millisecond)
-		for _, pass := range []string{"collecting", "steady"} {
+		for _, p := range passes {
+			pass := p.name
 			before, beforeMs := requestCounts(b, metrics), requestSeconds(b, metrics)
 			b.StartTimer()
-			rep, err := reg.RunGC(ctx, false)
+			rep, err := p.reg.RunGC(ctx, false)
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)
