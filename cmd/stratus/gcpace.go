@@ -72,7 +72,9 @@ func openGCYield(ctx context.Context, cfg registry.GCConfig, driver storage.Driv
 			y.driver = gcStorage(cfg, gated)
 		}
 	}
-	pctx, cancel := context.WithCancel(ctx)
+	// Until closeAll, not until ctx: a draining server still serves, and
+	// GC elsewhere should still see it.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
