@@ -64,12 +64,24 @@ type GCConfig struct {
 	// Unset: DefaultGCBusyShare. Only `stratus serve` yields; `stratus gc
 	// run` is an operator asking for a pass now.
 	BusyShare *float64 `yaml:"busy_share"`
+	// MarkCache bounds the tags and manifests whose reads one pass
+	// remembers for the next (gc.MarkCache); 0 turns the cache off. An
+	// entry costs about 100 bytes plus 100 per reference.
+	MarkCache *int `yaml:"mark_cache"`
 }
 
 // DefaultGCBusyShare keeps a pass to a tenth of one stream while the
 // registry serves (docs/benchmarks.md, "Issue 16 follow-up: GC yields to
 // serving traffic").
 const DefaultGCBusyShare = 0.1
+
+// defaultMarkCache holds a registry of 25,000 images (a tag and a manifest
+// each) in a few MiB.
+const defaultMarkCache = 50_000
+
+// maxMarkCache bounds registry.gc.mark_cache (about 10 GiB of entries at
+// worst), so a typo cannot ask for all the memory there is.
+const maxMarkCache = 10_000_000
 
 const minManifestLimit = 4 << 20
 
@@ -108,6 +120,10 @@ func (c *GCConfig) setDefaults() {
 	}
 	if c.UntaggedAge == 0 {
 		c.UntaggedAge = 7 * 24 * time.Hour
+	}
+	if c.MarkCache == nil {
+		n := defaultMarkCache
+		c.MarkCache = &n
 	}
 	if c.KeepReferrers == nil {
 		keep := true
@@ -168,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if s := c.GC.BusyShare; s != nil && !(*s > 0 && *s <= 1) { // also refuses NaN
 		errs = append(errs, fmt.Errorf("registry.gc.busy_share: %g is outside (0, 1] (1 does not yield)", *s))
+	}
+	if n := c.GC.MarkCache; n != nil && (*n < 0 || *n > maxMarkCache) {
+		errs = append(errs, fmt.Errorf("registry.gc.mark_cache: %d is outside 0..%d entries (0 turns the cache off)", *n, maxMarkCache))
 	}
 	return errors.Join(errs...)
 }

@@ -31,7 +31,7 @@ func (g *Registry) collector() (*gc.Collector, error) {
 		Grace: g.cfg.GC.Grace, Untagged: g.cfg.GC.Untagged, UntaggedAge: g.cfg.GC.UntaggedAge,
 		KeepReferrers: *g.cfg.GC.KeepReferrers, Concurrency: g.cfg.GC.Concurrency,
 		Interval: g.cfg.GC.Interval, UploadTTL: g.cfg.UploadTTL, OnDelete: g.gcDeleted,
-		Retention: g.retention, PinTTL: g.pinTTL,
+		Retention: g.retention, PinTTL: g.pinTTL, MarkCache: g.markCache,
 	}, g.logger, g.recordGC)
 }
 

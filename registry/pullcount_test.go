@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,7 +21,9 @@ import (
 // calls of each request of a pull (docs/benchmarks.md, "Requests per
 // pull"), on a store written by this version (v2 links) and on one written
 // by an earlier version (v1 links: the digest only), which must keep
-// working at one more read.
+// working at one more read. The pulls go to a second registry on the same
+// storage and lock store (another replica, or a restarted process), which
+// remembers nothing until it has served a blob once.
 func TestPullRequestCounts(t *testing.T) {
 	for _, layout := range []string{"v2", "v1"} {
 		t.Run(layout, func(t *testing.T) {
@@ -32,14 +35,15 @@ func TestPullRequestCounts(t *testing.T) {
 			locks := &countingPins{Store: memory.New()}
 			t.Cleanup(func() { locks.Close() })
 			raw := inmemory.New()
-			tr, _ := newTestRegistryOn(t, gcConfig("keep"), locks, m.Wrap(raw))
+			pusher, _ := newTestRegistryOn(t, gcConfig("keep"), locks, m.Wrap(raw))
 			layer := []byte("a layer of the pulled image")
-			md, man := tr.imageManifest("app", layer)
-			tr.expect(tr.do("PUT", "/v2/app/manifests/v1", man, "Content-Type", mtOCIManifest), 201, "")
+			md, man := pusher.imageManifest("app", layer)
+			pusher.expect(pusher.do("PUT", "/v2/app/manifests/v1", man, "Content-Type", mtOCIManifest), 201, "")
 			cfgD := sha([]byte(`{"architecture":"amd64","os":"linux"}`))
 			if layout == "v1" {
 				downgradeLinks(t, raw, "app")
 			}
+			tr, _ := newTestRegistryOn(t, gcConfig("keep"), locks, m.Wrap(raw))
 			extra := uint64(0) // v1: the record read the link no longer saves
 			if layout == "v1" {
 				extra = 1
@@ -48,14 +52,19 @@ func TestPullRequestCounts(t *testing.T) {
 				name, method, path string
 				status             int
 				want               map[string]uint64
-				lockCalls          int64 // one PinAll for the link and the digest
+				// Lock-store calls: a GET reads the repository's link
+				// stamp and pins the link and the digest in one PinAll;
+				// from a remembered link it does both at once.
+				lockCalls int64
 			}{
 				{"manifest GET by tag", "GET", "/v2/app/manifests/v1", 200, map[string]uint64{instrument.OpRead: 2}, 0},
 				{"manifest GET by digest", "GET", "/v2/app/manifests/" + md, 200, map[string]uint64{instrument.OpRead: 1}, 0},
-				{"config blob GET", "GET", "/v2/app/blobs/" + cfgD, 200, map[string]uint64{instrument.OpRead: 2 + extra}, 1},
-				{"layer GET", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 2 + extra}, 1},
+				{"config blob GET", "GET", "/v2/app/blobs/" + cfgD, 200, map[string]uint64{instrument.OpRead: 2 + extra}, 2},
+				{"layer GET", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 2 + extra}, 2},
+				{"layer GET again (link remembered)", "GET", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 1}, 2},
 				{"blob HEAD", "HEAD", "/v2/app/blobs/" + sha(layer), 200, map[string]uint64{instrument.OpRead: 1 + extra}, 1},
 				{"unknown blob HEAD", "HEAD", "/v2/app/blobs/" + sha([]byte("nothing")), 404, map[string]uint64{instrument.OpRead: 1}, 0},
+				{"unknown blob GET", "GET", "/v2/app/blobs/" + sha([]byte("nothing")), 404, map[string]uint64{instrument.OpRead: 1}, 1},
 			} {
 				before, err := instrument.OpCounts(metrics)
 				if err != nil {
@@ -102,8 +111,8 @@ func downgradeLinks(t *testing.T, store storage.Driver, repo string) {
 	}
 }
 
-// countingPins counts the pin calls that reach the lock store (each is one
-// round trip to Redis).
+// countingPins counts the pin calls and record reads and creations that
+// reach the lock store (each is one round trip to Redis).
 type countingPins struct {
 	locking.Store
 	calls atomic.Int64
@@ -117,4 +126,14 @@ func (c *countingPins) Pin(ctx context.Context, key string) error {
 func (c *countingPins) PinAll(ctx context.Context, keys ...string) error {
 	c.calls.Add(1)
 	return c.Store.PinAll(ctx, keys...)
+}
+
+func (c *countingPins) Get(ctx context.Context, id string) ([]byte, error) {
+	c.calls.Add(1)
+	return c.Store.Get(ctx, id)
+}
+
+func (c *countingPins) Create(ctx context.Context, id string, rec []byte, ttl time.Duration) error {
+	c.calls.Add(1)
+	return c.Store.Create(ctx, id, rec, ttl)
 }

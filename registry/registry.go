@@ -80,6 +80,7 @@ type Registry struct {
 	tagPolicy   TagPolicy
 	retention   gc.Retention
 	pinTTL      time.Duration
+	markCache   *gc.MarkCache // what GC's mark read, kept from pass to pass
 	// redirects: the store signs pull URLs (so whole-blob GETs redirect).
 	redirects bool
 	// hooks let tests force interleavings between requests and GC; nil
@@ -140,6 +141,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	}
 	g.retention = deps.Retention
 	g.pinTTL = deps.PinTTL
+	g.markCache = gc.NewMarkCache(*cfg.GC.MarkCache)
 	if g.tagPolicy = deps.TagPolicy; g.tagPolicy == nil {
 		g.tagPolicy = noTagPolicy{}
 	}

@@ -83,6 +83,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"pin ttl leaves a pass no time to claim", "", nil, []string{"redis.addrs=127.0.0.1:6379", "redis.pin_ttl=64m", "registry.gc.grace=1h"}, []string{"redis.pin_ttl", "by more than 5m0s"}},
 		{"grace not above pin timeout", "", nil, []string{"registry.gc.grace=10s", "registry.pin_timeout=30s"}, []string{"registry.gc.grace", "pin_timeout"}},
 		{"unknown untagged policy", "", nil, []string{"registry.gc.untagged=sometimes"}, []string{"registry.gc.untagged"}},
+		{"negative mark cache", "", []string{"STRATUS_REGISTRY_GC_MARK_CACHE=-1"}, nil, []string{"registry.gc.mark_cache: -1 is outside"}},
 		{"s3 part size too small", "storage:\n  driver: s3\n  s3:\n    bucket: b\n    part_size: 1MiB\n", nil, nil, []string{"storage.s3.part_size"}},
 		{"s3 without bucket", "storage:\n  driver: s3\n", nil, nil, []string{"storage.s3.bucket"}},
 		{"azure without account and container", "storage:\n  driver: azure\n", nil, nil, []string{"storage.azure.account_name", "storage.azure.container"}},
@@ -201,13 +202,15 @@ func TestLoadConfigReportsEverything(t *testing.T) {
 		t.Errorf("gc.interval 0 means off and must be accepted:\n%v", err)
 	}
 
-	// 0 means no retries on every driver; it is never replaced by the default.
+	// 0 means no retries on every driver (and no mark cache); it is never
+	// replaced by the default.
 	for _, tc := range []struct {
 		sets  []string
 		value func(*Config) *int
 	}{
 		{[]string{"storage.driver=s3", "storage.s3.bucket=b", "storage.s3.max_retries=0"}, func(c *Config) *int { return c.Storage.S3.MaxRetries }},
 		{[]string{"storage.driver=gcs", "storage.gcs.bucket=b", "storage.gcs.max_retries=0"}, func(c *Config) *int { return c.Storage.GCS.MaxRetries }},
+		{[]string{"storage.driver=inmemory", "registry.gc.grace=1h", "registry.gc.mark_cache=0"}, func(c *Config) *int { return c.Registry.GC.MarkCache }},
 		{[]string{"storage.driver=azure", "storage.azure.account_name=acct1", "storage.azure.container=registry", "storage.azure.max_retries=0"},
 			func(c *Config) *int { return c.Storage.Azure.MaxRetries }},
 	} {

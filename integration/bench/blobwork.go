@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -64,6 +65,11 @@ func (rn *runner) small(ctx context.Context, p *participant, round int) error {
 	}
 	total := pr.SmallSize * int64(len(blobs))
 	rn.res.throughput(rn.backend, rn.mSmallPush(), p.name, total, len(blobs), el, lats)
+	pids := slices.Clone(rn.store.pids)
+	if p.reg != nil {
+		pids = append(pids, p.reg.cpuPids()...)
+	}
+	cpu := startCPU(pids)
 	lats, el, err = parallel(ctx, len(blobs), pr.Concurrency, pr.OpTimeout, func(ctx context.Context, i int) error {
 		if p.dir != nil {
 			return p.dir.get(ctx, key(i), pr.SmallSize)
@@ -74,6 +80,13 @@ func (rn *runner) small(ctx context.Context, p *participant, round int) error {
 		return fmt.Errorf("pull: %w", err)
 	}
 	rn.res.throughput(rn.backend, rn.mSmallPull(), p.name, total, len(blobs), el, lats)
+	if len(pids) > 0 {
+		used, err := cpu.stop()
+		if err != nil {
+			return fmt.Errorf("pull: CPU time: %w", err)
+		}
+		rn.res.ratio(rn.backend, rn.mSmallPullCPU(), p.name, int64(used), int64(len(blobs)))
+	}
 	return nil
 }
 

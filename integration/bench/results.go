@@ -13,11 +13,12 @@ import (
 // Units of a metric. Throughput units are "higher is better"; the others
 // are "lower is better".
 const (
-	unitMBps  = "MB/s"  // 10^6 bytes per second of wall time
-	unitOps   = "ops/s" // operations per second of wall time
-	unitMs    = "ms"    // p50 latency
-	unitMiB   = "MiB"   // peak resident memory
-	unitTimes = "x"     // a ratio of two byte counts (write amplification)
+	unitMBps  = "MB/s"   // 10^6 bytes per second of wall time
+	unitOps   = "ops/s"  // operations per second of wall time
+	unitMs    = "ms"     // p50 latency
+	unitMiB   = "MiB"    // peak resident memory
+	unitTimes = "x"      // a ratio of two byte counts (write amplification)
+	unitCPU   = "CPU ms" // CPU time per operation (num ns / den operations)
 	unitNA    = "n/a"
 )
 
@@ -35,7 +36,7 @@ type acc struct {
 	elapsed time.Duration
 	lats    []time.Duration
 	peaks   map[string]int64 // process -> peak RSS bytes
-	num     int64            // unitTimes: num / den
+	num     int64            // unitTimes, unitCPU: num / den
 	den     int64
 	note    string       // replaces the value: why there is none
 	remark  string       // next to the value
@@ -330,6 +331,11 @@ func (a *acc) value(unit string) (float64, bool) {
 			return 0, false
 		}
 		return float64(a.num) / float64(a.den), true
+	case unitCPU:
+		if a.den == 0 {
+			return 0, false
+		}
+		return float64(a.num) / 1e6 / float64(a.den), true
 	case unitMiB:
 		var m int64
 		for _, v := range a.peaks {

@@ -185,7 +185,19 @@ func (r *Repository) Unlink(ctx context.Context, d digest.Digest) error {
 		}
 		return err
 	}
-	return r.s.driver.Delete(ctx, key)
+	// Every process that remembers links of this repository reads them
+	// again from here on (linkstamps.go); the deadline runs from before
+	// the stamp changes, since the change's hold does.
+	ctx, cancel := context.WithTimeout(ctx, stampChangeDeadline)
+	defer cancel()
+	if err := r.s.links.beginChange(ctx, r.name); err != nil {
+		return err
+	}
+	if err := r.s.driver.Delete(ctx, key); err != nil {
+		return err
+	}
+	r.s.links.endChange(ctx, r.name, r.s.logger)
+	return nil
 }
 
 // CommitBlob makes the data uploadID wrote (size bytes, verified to hash
@@ -243,12 +255,18 @@ func (r *Repository) CommitBlob(ctx context.Context, d digest.Digest, uploadID s
 			return fmt.Errorf("blob %s: writing the record failed (%w) and reading it back failed: %w", d, err, rerr)
 		}
 	}
+	// Read before the link is written, so that a deletion of the link
+	// after the write replaces the stamp the link is remembered under.
+	stamp, live := s.links.liveStamp(ctx, r.name)
 	if err := r.link(ctx, own); err != nil {
 		return err
 	}
 	// The first pull of what was just pushed (a CI job, a rollout) can
-	// then open the data with the link.
+	// then open the data with the link, or without reading the link.
 	s.dataKeys.put(d, own.Data)
+	if live {
+		s.links.put(r.name, own, stamp)
+	}
 	return nil
 }
 

@@ -56,13 +56,21 @@ func (c *dataKeys) forget(d digest.Digest, k DataRef) {
 // OpenServedBlob is ServeBlob followed by Open of the whole blob, for a
 // GET. When this process served d before, it opens the remembered data
 // object while it reads the link, so a small pull waits for one store
-// round trip instead of two. The answer is the one ServeBlob then Open
-// would give: the early reader is used only once the link is read, names
-// that same data object and the pin has succeeded; otherwise it is closed
-// unread and the blob is opened as before. Nothing of the blob is returned
-// before the pin, so a pull still never serves a blob GC is deleting, and
-// an unknown digest still leaves no pin.
+// round trip instead of two; when it also remembers the link, under the
+// repository's current stamp (linkstamps.go), it reads no link at all.
+// The answer is the one ServeBlob then Open would give: the early reader
+// is used only once the link is known to name that same data object and
+// the pin has succeeded; otherwise it is closed unread and the blob is
+// opened as before. Nothing of the blob is returned before the pin, so a
+// pull still never serves a blob GC is deleting, and an unknown digest
+// still leaves no pin.
 func (r *Repository) OpenServedBlob(ctx context.Context, d digest.Digest) (Blob, io.ReadCloser, error) {
+	if b, rc, ok := r.openRemembered(ctx, d); ok {
+		return b, rc, nil
+	}
+	// The stamp is read before the link: a deletion that replaces it
+	// later makes what is remembered here be read again.
+	stamp, stampErr := r.s.links.stamp(ctx, r.name)
 	early := r.s.openEarly(ctx, d)
 	b, err := r.ServeBlob(ctx, d)
 	if err != nil {
@@ -70,6 +78,7 @@ func (r *Repository) OpenServedBlob(ctx context.Context, d digest.Digest) (Blob,
 		return Blob{}, nil, err
 	}
 	if rc, ok := early.take(b.Data); ok {
+		r.remember(ctx, b, stamp, stampErr)
 		return b, rc, nil
 	}
 	rc, err := r.s.Open(ctx, b, 0, -1)
@@ -81,8 +90,60 @@ func (r *Repository) OpenServedBlob(ctx context.Context, d digest.Digest) (Blob,
 		// then served newer data through the record, and the link's key
 		// would only be tried and forgotten again on the next pull.
 		r.s.dataKeys.put(d, b.Data)
+		r.remember(ctx, b, stamp, stampErr)
 	}
 	return b, rc, nil
+}
+
+// remember keeps the link just served under stamp, the repository's stamp
+// read before the link. A repository with no stamp yet gets one (it was
+// just served from, so this is no probe of an unknown name), and the next
+// pull that finds it remembers.
+func (r *Repository) remember(ctx context.Context, b Blob, stamp string, stampErr error) {
+	switch {
+	case stampErr != nil:
+	case isLive(stamp):
+		r.s.links.put(r.name, b, stamp)
+	case stamp == "":
+		if err := r.s.links.ensureStamp(ctx, r.name); err != nil {
+			r.s.logger.Debug("creating a link stamp failed", "repo", r.name, "err", err)
+		}
+	}
+}
+
+// openRemembered serves d from a remembered link: it opens the data and,
+// meanwhile, pins and reads the repository's stamp (two lock-store calls
+// in parallel, no store read). ok is false, with nothing left open, when
+// nothing is remembered, the stamp changed, the pin did not succeed or the
+// data did not open; the caller then takes the path that reads the link.
+func (r *Repository) openRemembered(ctx context.Context, d digest.Digest) (Blob, io.ReadCloser, bool) {
+	e, ok := r.s.links.get(r.name, d)
+	if !ok {
+		return Blob{}, nil, false
+	}
+	early := r.s.openData(ctx, d, e.blob.Data)
+	stamp := make(chan string, 1)
+	go func() {
+		v, err := r.s.links.stamp(ctx, r.name)
+		if err != nil {
+			v = ""
+		}
+		stamp <- v
+	}()
+	pinErr := r.PinBlob(ctx, d, false)
+	if current := <-stamp; current != e.stamp || pinErr != nil {
+		early.discard()
+		if current != e.stamp {
+			r.s.links.forget(r.name, d)
+		}
+		return Blob{}, nil, false
+	}
+	rc, ok := early.take(e.blob.Data)
+	if !ok {
+		r.s.links.forget(r.name, d)
+		return Blob{}, nil, false
+	}
+	return e.blob, rc, true
 }
 
 // earlyOpen is a data object being opened before the link says it is the
@@ -106,6 +167,11 @@ func (s *Store) openEarly(ctx context.Context, d digest.Digest) *earlyOpen {
 	if !ok {
 		return nil
 	}
+	return s.openData(ctx, d, key)
+}
+
+// openData starts opening data object key of d.
+func (s *Store) openData(ctx context.Context, d digest.Digest, key DataRef) *earlyOpen {
 	ctx, cancel := context.WithCancel(ctx)
 	e := &earlyOpen{s: s, d: d, key: key, cancel: cancel, result: make(chan opened, 1)}
 	go func() {

@@ -63,6 +63,9 @@ type Store struct {
 	// dataKeys lets a whole-blob GET open the data while it reads the
 	// link (earlyopen.go).
 	dataKeys *dataKeys
+	// links remembers links under their repository's stamp, so a pull
+	// of a remembered link reads no link (linkstamps.go).
+	links *links
 }
 
 // New returns the store over driver, pinning and claiming in pins.
@@ -77,14 +80,14 @@ func New(driver storage.Driver, pins Pins, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{driver: driver, pins: pins, opts: opts, logger: logger, dataKeys: newDataKeys()}, nil
+	return &Store{driver: driver, pins: pins, opts: opts, logger: logger, dataKeys: newDataKeys(), links: newLinks(pins)}, nil
 }
 
 // WithDriver returns a store over d, a wrapper of this store's driver,
 // sharing this store's pins and options: GC paces its own requests this
 // way (storage/pace) without slowing the requests the registry serves.
 func (s *Store) WithDriver(d storage.Driver) *Store {
-	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger, dataKeys: newDataKeys()}
+	return &Store{driver: d, pins: s.pins, opts: s.opts, logger: s.logger, dataKeys: newDataKeys(), links: newLinks(s.pins)}
 }
 
 // Repository returns the view of repository name; ErrNameInvalid unless

@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,23 @@ import (
 type Entry struct {
 	Digest  digest.Digest
 	ModTime time.Time
+	// Version is the object's version as the listing showed it.
+	Version Version
+}
+
+// Version identifies one written version of an object as a listing shows
+// it: ETag, size and modification time. Every write of different content
+// changes the ETag (storage.Info) or, where ETags repeat for identical
+// content (S3's MD5), at least the modification time; gc's mark cache
+// relies on that (docs/architecture.md, "The mark remembers what it read").
+type Version struct {
+	ETag    string
+	Size    int64
+	ModTime time.Time
+}
+
+func versionOf(o storage.Info) Version {
+	return Version{ETag: o.ETag, Size: o.Size, ModTime: o.ModTime}
 }
 
 // EachManifest calls fn with the repository's manifests, a page at a time.
@@ -41,7 +59,7 @@ func (s *Store) eachDigestPage(ctx context.Context, prefix string, fn func([]Ent
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromKey(o.Key, prefix); ok {
-				page = append(page, Entry{Digest: d, ModTime: o.ModTime})
+				page = append(page, Entry{Digest: d, ModTime: o.ModTime, Version: versionOf(o)})
 			}
 		}
 		return fn(page)
@@ -101,6 +119,9 @@ type Target struct {
 	Digest digest.Digest
 	claim  string
 	keys   []string
+	// linkRepo is the repository of a link deletion, whose link stamp
+	// the deletion replaces first.
+	linkRepo string
 }
 
 // ClaimKey is what the deletion claims (for logs and test hooks).
@@ -109,7 +130,7 @@ func (t Target) ClaimKey() string { return t.claim }
 // LinkTarget unlinks d from this repository only.
 func (r *Repository) LinkTarget(d digest.Digest) Target {
 	k := LinkKey(r.name, d)
-	return Target{Digest: d, claim: k, keys: []string{k}}
+	return Target{Digest: d, claim: k, keys: []string{k}, linkRepo: r.name}
 }
 
 // ManifestTarget deletes manifest d of this repository and its referrer
@@ -197,11 +218,46 @@ const deleteBatch = 500
 
 // Delete removes the objects of claimed targets, in batches.
 func (s *Store) Delete(ctx context.Context, ts []Target) error {
+	for len(ts) > 0 {
+		n := min(len(ts), deleteBatch)
+		if err := s.deleteTargets(ctx, ts[:n]); err != nil {
+			return err
+		}
+		ts = ts[n:]
+	}
+	return nil
+}
+
+// deleteTargets deletes one batch of targets. Link deletions replace
+// their repositories' link stamps first and must land within
+// stampChangeDeadline (linkstamps.go).
+func (s *Store) deleteTargets(ctx context.Context, ts []Target) error {
 	var keys []string
+	var repos []string
 	for _, t := range ts {
 		keys = append(keys, t.keys...)
+		if t.linkRepo != "" && !slices.Contains(repos, t.linkRepo) {
+			repos = append(repos, t.linkRepo)
+		}
 	}
-	return s.deleteKeys(ctx, keys)
+	if len(repos) > 0 {
+		// From before the first stamp changes: its hold runs from there.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, stampChangeDeadline)
+		defer cancel()
+	}
+	for _, repo := range repos {
+		if err := s.links.beginChange(ctx, repo); err != nil {
+			return err
+		}
+	}
+	if err := s.deleteKeys(ctx, keys); err != nil {
+		return err
+	}
+	for _, repo := range repos {
+		s.links.endChange(ctx, repo, s.logger)
+	}
+	return nil
 }
 
 // DeleteDataTargets removes the objects of claimed DataTargets in

@@ -98,6 +98,8 @@ type TagEntry struct {
 	// ModTime is when the tag object was last written (by a PUT that
 	// named the tag, even with the digest it already had).
 	ModTime time.Time
+	// Version is the tag object's version as the listing showed it.
+	Version Version
 	key     string
 }
 
@@ -108,7 +110,7 @@ func (r *Repository) EachTagPage(ctx context.Context, fn func([]TagEntry) error)
 	return r.s.eachPage(ctx, prefix, func(objs []storage.Info) error {
 		page := make([]TagEntry, len(objs))
 		for i, o := range objs {
-			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), ModTime: o.ModTime, key: o.Key}
+			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), ModTime: o.ModTime, Version: versionOf(o), key: o.Key}
 		}
 		return fn(page)
 	})

@@ -88,6 +88,9 @@ type Config struct {
 	// a slow store or a low max_rate then costs a failed pass, never an
 	// object a forgotten pin should have kept.
 	PinTTL time.Duration
+	// MarkCache, if set, carries what the mark read from one pass to the
+	// next; it must outlive the Collector (one per registry).
+	MarkCache *MarkCache
 }
 
 // ErrPassTooLong: the pass ran so long that pins made since its cutoff may
@@ -212,7 +215,9 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		}},
 	}
 	c.logger.Info("gc: pass starting", "dry_run", dryRun, "grace", c.cfg.Grace, "untagged", c.cfg.Untagged)
+	c.cfg.MarkCache.begin()
 	runErr := p.run(ctx)
+	c.cfg.MarkCache.end(runErr == nil)
 	if cause := context.Cause(ctx); runErr != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		runErr = fmt.Errorf("%w: %w", cause, runErr)
 	}
@@ -233,6 +238,12 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 		"bytes_reclaimed", r.BytesReclaimed, "links_deleted", r.LinksDeleted, "orphans_deleted", r.OrphansDeleted,
 		"uploads_aborted", r.UploadsAborted, "kept_by_pin", r.KeptByPin, "err", runErr)
 	return r, runErr
+}
+
+func (p *pass) cacheHit() {
+	p.mu.Lock()
+	p.report.MarkCacheHits++
+	p.mu.Unlock()
 }
 
 // claimsAllowed fails once the pass has run so long that a pin made at
@@ -298,10 +309,24 @@ func (p *pass) run(ctx context.Context) error {
 		return err
 	}
 	p.report.Storage = p.storage.report(p.storageRepositories())
-	if err := p.sweepBlobs(ctx); err != nil {
-		return fmt.Errorf("blobs: %w", err)
+	var index dataIndex
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := p.sweepBlobs(gctx); err != nil {
+			return fmt.Errorf("blobs: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if index, err = p.listDataIndex(gctx); err != nil {
+			return fmt.Errorf("orphaned data: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	if err := p.sweepOrphans(ctx); err != nil {
+	if err := p.sweepOrphans(ctx, index); err != nil {
 		return fmt.Errorf("orphaned data: %w", err)
 	}
 	// A session expires after upload_ttl without activity; a write idle

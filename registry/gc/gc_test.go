@@ -39,40 +39,55 @@ func newFixture(t *testing.T) *fixture {
 	}
 	repo, _ := store.Repository("a")
 	f := &fixture{store: store, locks: locks, repo: repo}
-	image := func(name string, tags []string) ([]digest.Digest, digest.Digest) {
-		var blobs []digest.Digest
-		for _, b := range []string{`{"` + name + `":1}`, name + " layer"} {
-			d := digest.FromString(b)
-			// Upload ids are hex, as the registry makes them: the sweep
-			// lists data in hex shards.
-			id := fmt.Sprintf("%x", name+fmt.Sprint(len(blobs)))
-			if _, err := store.PutData(ctx, id, strings.NewReader(b), int64(len(b))); err != nil {
-				t.Fatal(err)
-			}
-			if err := repo.CommitBlob(ctx, d, id, int64(len(b))); err != nil {
-				t.Fatal(err)
-			}
-			blobs = append(blobs, d)
-		}
-		body := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
-			content.MediaTypeOCIManifest, blobs[0], len(`{"`+name+`":1}`), blobs[1], len(name+" layer"))
-		pm, err := content.ParseNewManifest(content.MediaTypeOCIManifest, []byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		md := digest.FromString(body)
-		if err := repo.PutManifest(ctx, md, pm, []byte(body), tags, time.Second); err != nil {
-			t.Fatal(err)
-		}
-		return blobs, md
-	}
-	f.tagged, _ = image("kept", []string{"v1"})
-	f.untagged, f.untaggedManifest = image("dropped", nil)
+	f.tagged = putImage(t, store, repo, "kept", []string{"v1"}).blobs
+	dropped := putImage(t, store, repo, "dropped", nil)
+	f.untagged, f.untaggedManifest = dropped.blobs, dropped.manifest
 	if _, err := store.PutData(ctx, fmt.Sprintf("%x", "orphan"), strings.NewReader("x"), 1); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(testGrace + 50*time.Millisecond) // every pin and write is older than grace
 	return f
+}
+
+// image is one image putImage stored: its config and layer, and its
+// manifest with the body and parse that PutManifest takes again to tag it.
+type image struct {
+	blobs    []digest.Digest
+	manifest digest.Digest
+	parsed   *content.Parsed
+	body     []byte
+}
+
+// putImage stores an image named name (a config and a layer of its own)
+// in repo, tagged with tags.
+func putImage(t *testing.T, store *content.Store, repo *content.Repository, name string, tags []string) image {
+	t.Helper()
+	ctx := context.Background()
+	var img image
+	for _, b := range []string{`{"` + name + `":1}`, name + " layer"} {
+		d := digest.FromString(b)
+		// Upload ids are hex, as the registry makes them: the sweep lists
+		// data in hex shards.
+		id := fmt.Sprintf("%x", name+fmt.Sprint(len(img.blobs)))
+		if _, err := store.PutData(ctx, id, strings.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.CommitBlob(ctx, d, id, int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+		img.blobs = append(img.blobs, d)
+	}
+	body := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
+		content.MediaTypeOCIManifest, img.blobs[0], len(`{"`+name+`":1}`), img.blobs[1], len(name+" layer"))
+	pm, err := content.ParseNewManifest(content.MediaTypeOCIManifest, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.manifest, img.parsed, img.body = digest.FromString(body), pm, []byte(body)
+	if err := repo.PutManifest(ctx, img.manifest, pm, img.body, tags, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func TestPass(t *testing.T) {

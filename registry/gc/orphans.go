@@ -21,21 +21,14 @@ import (
 // during an upgrade): it is verified against every record once, and its
 // entries are backfilled, so a store of layout v1 pays the record reads
 // on one pass, not on every pass (docs/architecture.md, "The data index").
-func (p *pass) sweepOrphans(ctx context.Context) error {
-	// Both listings come in concurrent shards: mu guards index and
+//
+// index is the data index as listDataIndex listed it, before the data:
+// data committed meanwhile is younger than the cutoff, or, if its entry
+// came too late for the listing, verified as unindexed data.
+func (p *pass) sweepOrphans(ctx context.Context, index dataIndex) error {
+	// The listing comes in concurrent shards: mu guards index and
 	// unindexed; p.records and p.collected are complete and only read.
 	var mu sync.Mutex
-	index := map[content.DataRef][]content.DataIndexEntry{}
-	if err := p.store.EachDataIndex(ctx, p.cfg.Concurrency, func(page []content.DataIndexEntry) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range page {
-			index[e.Ref] = append(index[e.Ref], e)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
 	unindexed := map[content.DataRef]bool{}
 	err := p.store.EachData(ctx, p.cfg.Concurrency, func(page []content.DataEntry) error {
 		var doomed []orphan
@@ -73,6 +66,25 @@ func (p *pass) sweepOrphans(ctx context.Context) error {
 		return err
 	}
 	return p.sweepStaleIndex(ctx, index)
+}
+
+// dataIndex is the data index by data object.
+type dataIndex map[content.DataRef][]content.DataIndexEntry
+
+// listDataIndex lists the data index. It needs nothing from the blob
+// sweep, so it runs alongside it: the pass waits for one listing less.
+func (p *pass) listDataIndex(ctx context.Context) (dataIndex, error) {
+	var mu sync.Mutex
+	index := dataIndex{}
+	err := p.store.EachDataIndex(ctx, p.cfg.Concurrency, func(page []content.DataIndexEntry) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range page {
+			index[e.Ref] = append(index[e.Ref], e)
+		}
+		return nil
+	})
+	return index, err
 }
 
 // named reports whether an index entry of the data names a digest of set.
@@ -138,7 +150,7 @@ func (p *pass) verifyUnindexed(ctx context.Context, unindexed map[content.DataRe
 // sweepStaleIndex deletes old index entries whose data object is gone
 // (a commit whose record write failed and whose data was then removed, or
 // a crash between deleting data and its entry).
-func (p *pass) sweepStaleIndex(ctx context.Context, left map[content.DataRef][]content.DataIndexEntry) error {
+func (p *pass) sweepStaleIndex(ctx context.Context, left dataIndex) error {
 	var doomed []content.Target
 	for _, entries := range left {
 		for _, e := range entries {

@@ -14,8 +14,10 @@ import (
 // repoMark is what the mark of one repository found.
 type repoMark struct {
 	manifests map[digest.Digest]time.Time // every manifest, with its age
-	tagged    map[digest.Digest]bool
-	roots     []digest.Digest
+	// versions is each manifest object's listed version (the mark cache).
+	versions map[digest.Digest]content.Version
+	tagged   map[digest.Digest]bool
+	roots    []digest.Digest
 	// referrers by subject (only with keep_referrers).
 	referrers map[digest.Digest][]digest.Digest
 	// the closure: live manifests and the blobs they use.
@@ -68,10 +70,12 @@ func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error 
 // the referrers of every subject. Tags in retired (retention deleted them,
 // or would in a dry run) do not count.
 func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[string]bool) (*repoMark, error) {
-	m := &repoMark{manifests: map[digest.Digest]time.Time{}, tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
+	m := &repoMark{manifests: map[digest.Digest]time.Time{}, versions: map[digest.Digest]content.Version{},
+		tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
 	if err := repo.EachManifest(ctx, func(page []content.Entry) error {
 		for _, e := range page {
 			m.manifests[e.Digest] = e.ModTime
+			m.versions[e.Digest] = e.Version
 		}
 		return nil
 	}); err != nil {
@@ -103,13 +107,20 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[s
 	return m, nil
 }
 
-// markTagged reads where every tag points, concurrently per listing page.
+// markTagged reads where every tag points, concurrently per listing page;
+// a tag the mark cache has at its listed version is not read.
 func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repoMark, retired map[string]bool) error {
 	return repo.EachTagPage(ctx, func(page []content.TagEntry) error {
 		targets := make([]digest.Digest, len(page))
 		err := p.fanOut(ctx, len(page), func(ctx context.Context, i int) error {
 			t := page[i]
 			if retired[t.Tag] {
+				return nil
+			}
+			key := tagCacheKey(repo.Name(), t.Tag)
+			if e, ok := p.cfg.MarkCache.lookup(key, t.Version); ok {
+				targets[i] = e.target
+				p.cacheHit()
 				return nil
 			}
 			d, err := repo.ResolveEntry(ctx, t)
@@ -123,6 +134,7 @@ func (p *pass) markTagged(ctx context.Context, repo *content.Repository, m *repo
 				return err
 			}
 			targets[i] = d
+			p.cfg.MarkCache.store(key, p.markStart, markEntry{version: t.Version, target: d})
 			return nil
 		})
 		if err != nil {
@@ -154,7 +166,7 @@ func (p *pass) closure(ctx context.Context, repo *content.Repository, m *repoMar
 			}
 		}
 		frontier = nil
-		read, err := p.readManifests(ctx, repo, batch)
+		read, err := p.readManifests(ctx, repo, m, batch)
 		if err != nil {
 			return err
 		}
@@ -187,11 +199,18 @@ type readManifest struct {
 	found  bool
 }
 
-// readManifests reads and parses manifests concurrently.
-func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds []digest.Digest) ([]readManifest, error) {
+// readManifests reads and parses manifests concurrently; a manifest the
+// mark cache has at its listed version is not read.
+func (p *pass) readManifests(ctx context.Context, repo *content.Repository, m *repoMark, ds []digest.Digest) ([]readManifest, error) {
 	out := make([]readManifest, len(ds))
 	err := p.fanOut(ctx, len(ds), func(ctx context.Context, i int) error {
 		d := ds[i]
+		key, version := manifestCacheKey(repo.Name(), d), m.versions[d]
+		if e, ok := p.cfg.MarkCache.lookup(key, version); ok {
+			out[i] = readManifest{parsed: &content.Parsed{Refs: e.refs}, size: e.size, found: true}
+			p.cacheHit()
+			return nil
+		}
 		man, err := repo.GetManifest(ctx, d)
 		if errors.Is(err, content.ErrManifestUnknown) {
 			return nil
@@ -206,6 +225,7 @@ func (p *pass) readManifests(ctx context.Context, repo *content.Repository, ds [
 			return nil
 		}
 		out[i].parsed = pm
+		p.cfg.MarkCache.store(key, p.markStart, markEntry{version: version, refs: pm.Refs, size: int64(len(man.Body))})
 		return nil
 	})
 	return out, err

@@ -32,14 +32,17 @@ type Report struct {
 	OrphansDeleted int `json:"orphan_data_deleted"`
 	// DataIndexed counts data index entries backfilled for data written
 	// before the index existed (layout v1); 0 once a store is migrated.
-	DataIndexed    int         `json:"data_index_backfilled"`
-	UploadsAborted int         `json:"uploads_aborted"`
-	ReposRemoved   int         `json:"repositories_removed"`
-	KeptByPin      int         `json:"kept_by_pin"`
-	KeptYoung      int         `json:"kept_young"`
-	Errors         []string    `json:"errors,omitempty"`
-	Decisions      []Decision  `json:"decisions,omitempty"`
-	Policy         PolicyState `json:"policy"`
+	DataIndexed    int `json:"data_index_backfilled"`
+	UploadsAborted int `json:"uploads_aborted"`
+	ReposRemoved   int `json:"repositories_removed"`
+	KeptByPin      int `json:"kept_by_pin"`
+	KeptYoung      int `json:"kept_young"`
+	// MarkCacheHits counts tags and manifests the mark did not read
+	// because the mark cache had them at their listed version.
+	MarkCacheHits int         `json:"mark_cache_hits"`
+	Errors        []string    `json:"errors,omitempty"`
+	Decisions     []Decision  `json:"decisions,omitempty"`
+	Policy        PolicyState `json:"policy"`
 	// Storage is what each repository's live content costs, as the mark
 	// found it (nil when the pass failed before the mark finished).
 	Storage *Storage `json:"storage,omitempty"`
