@@ -58,11 +58,22 @@ type GCConfig struct {
 	// machine a pass that runs unpaced competes with requests for the
 	// cores (docs/benchmarks.md, "Issue 16 follow-up: GC throughput").
 	MaxRate float64 `yaml:"max_rate"`
+	// BusyShare is the share of one request stream's time a pass may use
+	// while the fleet serves API requests (storage/pace.Yielder): one GC
+	// request in flight, then a pause. In (0, 1]; 1 turns yielding off.
+	// Unset: DefaultGCBusyShare. Only `stratus serve` yields; `stratus gc
+	// run` is an operator asking for a pass now.
+	BusyShare *float64 `yaml:"busy_share"`
 	// MarkCache bounds the tags and manifests whose reads one pass
 	// remembers for the next (gc.MarkCache); 0 turns the cache off. An
 	// entry costs about 100 bytes plus 100 per reference.
 	MarkCache *int `yaml:"mark_cache"`
 }
+
+// DefaultGCBusyShare keeps a pass to a tenth of one stream while the
+// registry serves (docs/benchmarks.md, "Issue 16 follow-up: GC yields to
+// serving traffic").
+const DefaultGCBusyShare = 0.1
 
 // defaultMarkCache holds a registry of 25,000 images (a tag and a manifest
 // each) in a few MiB.
@@ -121,6 +132,10 @@ func (c *GCConfig) setDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = 8
 	}
+	if c.BusyShare == nil {
+		share := DefaultGCBusyShare
+		c.BusyShare = &share
+	}
 }
 
 // Validate reports every invalid field with its key path.
@@ -166,6 +181,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.GC.MaxRate >= 0 && c.GC.MaxRate <= maxGCRate) { // also refuses NaN
 		errs = append(errs, fmt.Errorf("registry.gc.max_rate: %g is outside 0..%g requests per second (0 does not pace)", c.GC.MaxRate, float64(maxGCRate)))
+	}
+	if s := c.GC.BusyShare; s != nil && !(*s > 0 && *s <= 1) { // also refuses NaN
+		errs = append(errs, fmt.Errorf("registry.gc.busy_share: %g is outside (0, 1] (1 does not yield)", *s))
 	}
 	if n := c.GC.MarkCache; n != nil && (*n < 0 || *n > maxMarkCache) {
 		errs = append(errs, fmt.Errorf("registry.gc.mark_cache: %d is outside 0..%d entries (0 turns the cache off)", *n, maxMarkCache))

@@ -19,6 +19,7 @@ import (
 	"github.com/stratus-registry/stratus/registry/content"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/instrument"
+	"github.com/stratus-registry/stratus/storage/pace"
 	"github.com/stratus-registry/stratus/storage/s3"
 	"github.com/stratus-registry/stratus/storage/s3/s3test"
 )
@@ -26,11 +27,13 @@ import (
 // BenchmarkGCPass measures GC passes over a generated store on MinIO with
 // Redis, at 10,000, 50,000 and 100,000 blobs (a fifth of the manifests at
 // 10k; -short: the 10k size only), half of the manifests tagged and half
-// untagged and collectable. The first pass collects the garbage; then two
+// untagged and collectable. The first pass collects the garbage; then
 // steady passes (nothing to delete): one by a registry without the mark
-// cache, one by the registry whose cache the first pass filled. It reports
-// objects per second through each whole pass, and for the mark and the
-// sweep.
+// cache, one by the same uncached collector through the yielder `stratus
+// serve` uses with no traffic to yield to (what yielding costs when there
+// is nothing to yield to), and one by the registry whose cache the first
+// pass filled. It reports objects per second through each whole pass, and
+// for the mark and the sweep.
 //
 //	go test -run '^$' -bench GCPass -benchtime 1x -timeout 2h ./registry/
 func BenchmarkGCPass(b *testing.B) {
@@ -85,6 +88,19 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		return reg
 	}
 	reg, uncached := newReg(defaultMarkCache), newReg(0)
+	yielder, err := pace.NewYielder(locks, pace.YieldConfig{Share: DefaultGCBusyShare})
+	if err != nil {
+		b.Fatal(err)
+	}
+	yielding, err := New(ctx, uncached.cfg, Deps{Storage: sm.Wrap(store), Locking: lm.Wrap(locks, "redis"),
+		GCStorage: pace.WrapGate(sm.Wrap(store), yielder)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	passes := []struct {
+		name string
+		reg  *Registry
+	}{{"collecting", reg}, {"steady-uncached", uncached}, {"steady-uncached-yielder-idle", yielding}, {"steady", reg}}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		start := time.Now()
@@ -93,14 +109,11 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		// The mark cache takes only objects older than the pass by
 		// gc's minCacheAge (30 s), as most of a registry is.
 		time.Sleep(31 * time.Second)
-		for _, pass := range []string{"collecting", "steady-uncached", "steady"} {
-			r := reg
-			if pass == "steady-uncached" {
-				r = uncached
-			}
+		for _, p := range passes {
+			pass := p.name
 			before, beforeMs := requestCounts(b, metrics), requestSeconds(b, metrics)
 			b.StartTimer()
-			rep, err := r.RunGC(ctx, false)
+			rep, err := p.reg.RunGC(ctx, false)
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)

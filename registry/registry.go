@@ -53,7 +53,17 @@ type Deps struct {
 	// PinTTL is how long Locking remembers a pin; a GC pass stops
 	// claiming before it outlives that (gc.Config.PinTTL). 0: unbounded.
 	PinTTL time.Duration
+	// Activity counts the API requests served (package activity), so GC
+	// on any replica can yield to them; nil counts nothing.
+	Activity ActivityCounter
 }
+
+// ActivityCounter counts one served API request; it must not block.
+type ActivityCounter interface{ Served() }
+
+type noActivity struct{}
+
+func (noActivity) Served() {}
 
 // Registry is the HTTP handler of the distribution API.
 type Registry struct {
@@ -82,6 +92,7 @@ type Registry struct {
 	budget   storage.BufferBudget
 	limits   Limits
 	mirror   Mirror
+	activity ActivityCounter
 }
 
 // hooks are called at the points of the pin/claim protocol where races
@@ -140,6 +151,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Registry, error) {
 	if g.events = deps.Events; g.events == nil {
 		g.events = nopSink{}
 	}
+	if g.activity = deps.Activity; g.activity == nil {
+		g.activity = noActivity{}
+	}
 	cs, err := content.New(deps.Storage, deps.Locking, content.Options{
 		MaxManifestSize: int64(cfg.MaxManifestSize), Logger: logger, Hooks: contentHooks{g},
 	})
@@ -168,6 +182,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
 func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt := parseRoute(r.URL.EscapedPath())
+	if rt.kind != routeNone && rt.kind != routeBase {
+		// Only endpoints that reach the store make GC yield; the base
+		// endpoint is what load balancers and clients probe.
+		g.activity.Served()
+	}
 	limitBodyRate(w, r, g.limits)
 	if err := g.dispatch(w, r, rt); err != nil {
 		// httpmw.RequestID in front has vetted or generated the id and

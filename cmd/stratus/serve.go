@@ -122,12 +122,18 @@ func openRegistry(ctx context.Context, cfg *Config, logger *slog.Logger, obs *ob
 		closeAll()
 		return nil, nil, nil, nil, err
 	}
-	reg, err := registry.New(ctx, cfg.Registry, registry.Deps{
+	deps := registry.Deps{
 		Storage: driver, Locking: store, Logger: logger, Authorizer: authz,
 		Budget: budget, Limits: cfg.Limits.registryLimits(), UploadSlots: uploads, Events: events,
 		TagPolicy: pols.tags, Retention: pols.retention,
 		Mirror: mirror, GCStorage: gcStorage(cfg.Registry.GC, driver), PinTTL: cfg.pinTTL(),
-	})
+	}
+	if obs != nil { // serve: GC yields to the traffic the fleet serves (gcpace.go)
+		if deps.Activity, deps.GCStorage, closeAll, err = withGCYield(ctx, cfg, driver, rawStore, obs, logger, closeAll); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	reg, err := registry.New(ctx, cfg.Registry, deps)
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err

@@ -64,6 +64,8 @@ type Store struct {
 	leases    map[string]leaseEntry
 	pins      map[string]pinEntry
 	sessions  map[string]sessionEntry
+	// activity is a ring of per-second request counts (activity.go).
+	activity [activitySlots]activityBucket
 }
 
 type leaseEntry struct {
