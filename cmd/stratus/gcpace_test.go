@@ -13,22 +13,32 @@ import (
 	"github.com/stratus-registry/stratus/storage/inmemory"
 )
 
-func TestGCMaxRateConfig(t *testing.T) {
+// registry.gc.max_rate and busy_share: what loads, what is refused, and
+// that gcStorage paces exactly when max_rate is positive.
+func TestGCPacingConfig(t *testing.T) {
 	tests := []struct {
-		name     string
-		env      []string
-		sets     []string
-		wantRate float64
-		wantErr  string // empty: loads
+		name      string
+		env       []string
+		sets      []string
+		wantRate  float64
+		wantShare float64
+		wantErr   string // empty: loads
 	}{
-		{"unset does not pace", nil, nil, 0, ""},
-		{"explicit zero does not pace", nil, []string{"registry.gc.max_rate=0"}, 0, ""},
-		{"from the environment", []string{"STRATUS_REGISTRY_GC_MAX_RATE=200"}, nil, 200, ""},
-		{"fractional", nil, []string{"registry.gc.max_rate=0.5"}, 0.5, ""},
-		{"negative", nil, []string{"registry.gc.max_rate=-1"}, 0, "registry.gc.max_rate: -1 is outside"},
-		{"not a number", []string{"STRATUS_REGISTRY_GC_MAX_RATE=NaN"}, nil, 0, "registry.gc.max_rate"},
-		{"too high", nil, []string{"registry.gc.max_rate=2e6"}, 0, "registry.gc.max_rate: 2e+06 is outside"},
-		{"not numeric", nil, []string{"registry.gc.max_rate=fast"}, 0, "registry.gc.max_rate"},
+		{"unset: unpaced, the default share", nil, nil, 0, registry.DefaultGCBusyShare, ""},
+		{"explicit zero rate does not pace", nil, []string{"registry.gc.max_rate=0"}, 0, registry.DefaultGCBusyShare, ""},
+		{"rate from the environment", []string{"STRATUS_REGISTRY_GC_MAX_RATE=200"}, nil, 200, registry.DefaultGCBusyShare, ""},
+		{"fractional rate", nil, []string{"registry.gc.max_rate=0.5"}, 0.5, registry.DefaultGCBusyShare, ""},
+		{"negative rate", nil, []string{"registry.gc.max_rate=-1"}, 0, 0, "registry.gc.max_rate: -1 is outside"},
+		{"rate not a number", []string{"STRATUS_REGISTRY_GC_MAX_RATE=NaN"}, nil, 0, 0, "registry.gc.max_rate"},
+		{"rate too high", nil, []string{"registry.gc.max_rate=2e6"}, 0, 0, "registry.gc.max_rate: 2e+06 is outside"},
+		{"rate not numeric", nil, []string{"registry.gc.max_rate=fast"}, 0, 0, "registry.gc.max_rate"},
+		{"share from the environment", []string{"STRATUS_REGISTRY_GC_BUSY_SHARE=0.3"}, nil, 0, 0.3, ""},
+		{"share one turns yielding off", nil, []string{"registry.gc.busy_share=1"}, 0, 1, ""},
+		{"explicit zero share", nil, []string{"registry.gc.busy_share=0"}, 0, 0, "registry.gc.busy_share: 0 is outside (0, 1]"},
+		{"negative share", nil, []string{"registry.gc.busy_share=-0.1"}, 0, 0, "registry.gc.busy_share: -0.1 is outside"},
+		{"share above one", []string{"STRATUS_REGISTRY_GC_BUSY_SHARE=1.5"}, nil, 0, 0, "registry.gc.busy_share: 1.5 is outside"},
+		{"share NaN", nil, []string{"registry.gc.busy_share=NaN"}, 0, 0, "registry.gc.busy_share"},
+		{"share not numeric", nil, []string{"registry.gc.busy_share=half"}, 0, 0, "registry.gc.busy_share"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,50 +52,17 @@ func TestGCMaxRateConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Registry.GC.MaxRate != tt.wantRate {
-				t.Fatalf("max_rate = %g, want %g", cfg.Registry.GC.MaxRate, tt.wantRate)
+			if got := cfg.Registry.GC.MaxRate; got != tt.wantRate {
+				t.Fatalf("max_rate = %g, want %g", got, tt.wantRate)
+			}
+			if got := *cfg.Registry.GC.BusyShare; got != tt.wantShare {
+				t.Fatalf("busy_share = %g, want %g", got, tt.wantShare)
 			}
 			d := inmemory.New()
 			t.Cleanup(func() { d.Close() })
 			paced := gcStorage(cfg.Registry.GC, d)
 			if (paced != nil) != (tt.wantRate > 0) {
 				t.Fatalf("gcStorage = %v for max_rate %g; want a paced driver exactly when it is positive", paced, tt.wantRate)
-			}
-		})
-	}
-}
-
-func TestGCBusyShareConfig(t *testing.T) {
-	tests := []struct {
-		name      string
-		env       []string
-		sets      []string
-		wantShare float64
-		wantErr   string // empty: loads
-	}{
-		{"unset is the default", nil, nil, registry.DefaultGCBusyShare, ""},
-		{"from the environment", []string{"STRATUS_REGISTRY_GC_BUSY_SHARE=0.3"}, nil, 0.3, ""},
-		{"one turns yielding off", nil, []string{"registry.gc.busy_share=1"}, 1, ""},
-		{"explicit zero", nil, []string{"registry.gc.busy_share=0"}, 0, "registry.gc.busy_share: 0 is outside (0, 1]"},
-		{"negative", nil, []string{"registry.gc.busy_share=-0.1"}, 0, "registry.gc.busy_share: -0.1 is outside"},
-		{"above one", []string{"STRATUS_REGISTRY_GC_BUSY_SHARE=1.5"}, nil, 0, "registry.gc.busy_share: 1.5 is outside"},
-		{"NaN", nil, []string{"registry.gc.busy_share=NaN"}, 0, "registry.gc.busy_share"},
-		{"not numeric", nil, []string{"registry.gc.busy_share=half"}, 0, "registry.gc.busy_share"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := loadConfig("", tt.env, tt.sets)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("loadConfig = %v, want an error containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := *cfg.Registry.GC.BusyShare; got != tt.wantShare {
-				t.Fatalf("busy_share = %g, want %g", got, tt.wantShare)
 			}
 		})
 	}
