@@ -66,7 +66,7 @@ type GCConfig struct {
 	BusyShare *float64 `yaml:"busy_share"`
 	// MarkCache bounds the tags and manifests whose reads one pass
 	// remembers for the next (gc.MarkCache); 0 turns the cache off. An
-	// entry costs about 100 bytes plus 100 per reference.
+	// entry costs about 300 bytes plus 100 per reference.
 	MarkCache *int `yaml:"mark_cache"`
 }
 
@@ -75,9 +75,10 @@ type GCConfig struct {
 // serving traffic").
 const DefaultGCBusyShare = 0.1
 
-// defaultMarkCache holds a registry of 25,000 images (a tag and a manifest
-// each) in a few MiB.
-const defaultMarkCache = 50_000
+// defaultMarkCache holds a registry of 10,000 images (a tag and a manifest
+// of about six references each) in about 12 MiB, twice that while a pass
+// that finds everything changed runs.
+const defaultMarkCache = 20_000
 
 // maxMarkCache bounds registry.gc.mark_cache (about 10 GiB of entries at
 // worst), so a typo cannot ask for all the memory there is.

@@ -87,7 +87,9 @@ func benchGCPass(b *testing.B, repos, perRepo, layers int) {
 		}
 		return reg
 	}
-	reg, uncached := newReg(defaultMarkCache), newReg(0)
+	// The cache is sized to hold every tag and manifest of the store, as
+	// an operator of a registry this size would set registry.gc.mark_cache.
+	reg, uncached := newReg(max(defaultMarkCache, 2*repos*perRepo)), newReg(0)
 	yielder, err := pace.NewYielder(locks, pace.YieldConfig{Share: DefaultGCBusyShare})
 	if err != nil {
 		b.Fatal(err)

@@ -23,8 +23,10 @@ import (
 // the pass's start by minCacheAge: any rewrite after the listing has a
 // later modification time, and a later listing no longer matches.
 //
-// It holds at most its bound of entries; each pass keeps only the entries
-// it used or made, so tags and manifests that went away leave it.
+// It holds at most its bound of entries (twice that while a pass that
+// reads everything anew runs); each pass keeps only the entries it used or
+// made, so tags and manifests that went away leave it. An entry costs
+// about 300 bytes, plus about 100 per reference of a manifest.
 type MarkCache struct {
 	max int
 
@@ -96,7 +98,14 @@ func (c *MarkCache) lookup(key string, v content.Version) (markEntry, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.prev[key]
+	e, ok := c.next[key]
+	if !ok {
+		// Moved, not copied: a pass holds each entry once, so the cache
+		// stays near its bound while the pass runs.
+		if e, ok = c.prev[key]; ok {
+			delete(c.prev, key)
+		}
+	}
 	if !ok || !sameVersion(e.version, v) {
 		return markEntry{}, false
 	}
