@@ -71,9 +71,18 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	if got := hooks.received("/hook"); len(got) != 0 {
 		t.Fatalf("accepted while down: %+v", got)
 	}
-	mfs := scrape(t, metricsURL(t, srv))
-	if n := sample(mfs, "stratus_webhook_deliveries_total", map[string]string{"endpoint": "hook", "result": "http_error"}); n < 5 {
-		t.Errorf("http_error deliveries = %v, want >= 5", n)
+	// The receiver counts an attempt when it arrives, the metric once its
+	// answer is handled: wait for the metric to catch up.
+	for {
+		mfs := scrape(t, metricsURL(t, srv))
+		n := sample(mfs, "stratus_webhook_deliveries_total", map[string]string{"endpoint": "hook", "result": "http_error"})
+		if n >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("http_error deliveries = %v, want >= 5", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	hooks.down.Store(false)
 	got := pushedTags(hooks.waitEvents(t, "/hook", len(tags), 60*time.Second))
