@@ -23,10 +23,10 @@ import (
 
 // Entry is a listed object of the layout that names a digest.
 type Entry struct {
-	Digest  digest.Digest
-	ModTime time.Time
-	// Version is the object's version as the listing showed it.
-	Version Version
+	Digest digest.Digest
+	// Version is the object's version as the listing showed it; its
+	// ModTime is the object's age.
+	Version
 }
 
 // Version identifies one written version of an object as a listing shows
@@ -59,7 +59,7 @@ func (s *Store) eachDigestPage(ctx context.Context, prefix string, fn func([]Ent
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromKey(o.Key, prefix); ok {
-				page = append(page, Entry{Digest: d, ModTime: o.ModTime, Version: versionOf(o)})
+				page = append(page, Entry{Digest: d, Version: versionOf(o)})
 			}
 		}
 		return fn(page)
@@ -88,7 +88,7 @@ func (s *Store) EachBlob(ctx context.Context, conc int, fn func([]Entry) error) 
 		page := make([]Entry, 0, len(objs))
 		for _, o := range objs {
 			if d, ok := digestFromRecordKey(o.Key); ok {
-				page = append(page, Entry{Digest: d, ModTime: o.ModTime})
+				page = append(page, Entry{Digest: d, Version: versionOf(o)})
 			}
 		}
 		return fn(page)

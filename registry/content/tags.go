@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -95,12 +94,11 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 // TagEntry is one tag as a listing shows it.
 type TagEntry struct {
 	Tag string
-	// ModTime is when the tag object was last written (by a PUT that
-	// named the tag, even with the digest it already had).
-	ModTime time.Time
-	// Version is the tag object's version as the listing showed it.
-	Version Version
-	key     string
+	// Version is the tag object's version as the listing showed it; its
+	// ModTime is when the tag object was last written (by a PUT that named
+	// the tag, even with the digest it already had).
+	Version
+	key string
 }
 
 // EachTagPage calls fn with the repository's tags one listing page at a
@@ -110,7 +108,7 @@ func (r *Repository) EachTagPage(ctx context.Context, fn func([]TagEntry) error)
 	return r.s.eachPage(ctx, prefix, func(objs []storage.Info) error {
 		page := make([]TagEntry, len(objs))
 		for i, o := range objs {
-			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), ModTime: o.ModTime, Version: versionOf(o), key: o.Key}
+			page[i] = TagEntry{Tag: strings.TrimPrefix(o.Key, prefix), Version: versionOf(o), key: o.Key}
 		}
 		return fn(page)
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -13,11 +12,11 @@ import (
 
 // repoMark is what the mark of one repository found.
 type repoMark struct {
-	manifests map[digest.Digest]time.Time // every manifest, with its age
-	// versions is each manifest object's listed version (the mark cache).
-	versions map[digest.Digest]content.Version
-	tagged   map[digest.Digest]bool
-	roots    []digest.Digest
+	// manifests is every manifest, with its object's listed version (its
+	// age, and what the mark cache files it under).
+	manifests map[digest.Digest]content.Version
+	tagged    map[digest.Digest]bool
+	roots     []digest.Digest
 	// referrers by subject (only with keep_referrers).
 	referrers map[digest.Digest][]digest.Digest
 	// the closure: live manifests and the blobs they use.
@@ -70,12 +69,10 @@ func (p *pass) collectRepo(ctx context.Context, repo *content.Repository) error 
 // the referrers of every subject. Tags in retired (retention deleted them,
 // or would in a dry run) do not count.
 func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[string]bool) (*repoMark, error) {
-	m := &repoMark{manifests: map[digest.Digest]time.Time{}, versions: map[digest.Digest]content.Version{},
-		tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
+	m := &repoMark{manifests: map[digest.Digest]content.Version{}, tagged: map[digest.Digest]bool{}, referrers: map[digest.Digest][]digest.Digest{}}
 	if err := repo.EachManifest(ctx, func(page []content.Entry) error {
 		for _, e := range page {
-			m.manifests[e.Digest] = e.ModTime
-			m.versions[e.Digest] = e.Version
+			m.manifests[e.Digest] = e.Version
 		}
 		return nil
 	}); err != nil {
@@ -89,11 +86,11 @@ func (p *pass) mark(ctx context.Context, repo *content.Repository, retired map[s
 	}
 	untagged, untaggedAge := p.untaggedPolicy(repo.Name())
 	untaggedCutoff := p.markStart.Add(-untaggedAge)
-	for d, mod := range m.manifests {
+	for d, v := range m.manifests {
 		if m.tagged[d] {
 			continue
 		}
-		if untagged == "keep" || !mod.Before(untaggedCutoff) || !mod.Before(p.cutoff) {
+		if untagged == "keep" || !v.ModTime.Before(untaggedCutoff) || !v.ModTime.Before(p.cutoff) {
 			m.roots = append(m.roots, d)
 		}
 	}
@@ -205,7 +202,7 @@ func (p *pass) readManifests(ctx context.Context, repo *content.Repository, m *r
 	out := make([]readManifest, len(ds))
 	err := p.fanOut(ctx, len(ds), func(ctx context.Context, i int) error {
 		d := ds[i]
-		key, version := manifestCacheKey(repo.Name(), d), m.versions[d]
+		key, version := manifestCacheKey(repo.Name(), d), m.manifests[d]
 		if e, ok := p.cfg.MarkCache.lookup(key, version); ok {
 			out[i] = readManifest{parsed: &content.Parsed{Refs: e.refs}, size: e.size, found: true}
 			p.cacheHit()
@@ -240,11 +237,11 @@ func (p *pass) sweepManifests(ctx context.Context, repo *content.Repository, m *
 		reason = fmt.Sprintf("untagged and older than %s", age)
 	}
 	var doomed []digest.Digest
-	for d, mod := range m.manifests {
+	for d, v := range m.manifests {
 		if m.liveManifests[d] {
 			continue
 		}
-		if !mod.Before(p.cutoff) {
+		if !v.ModTime.Before(p.cutoff) {
 			p.keptYoung("manifest " + repo.Name() + "@" + d.String())
 			continue
 		}
