@@ -186,18 +186,10 @@ func (r *Repository) Unlink(ctx context.Context, d digest.Digest) error {
 		return err
 	}
 	// Every process that remembers links of this repository reads them
-	// again from here on (linkstamps.go); the deadline runs from before
-	// the stamp changes, since the change's hold does.
-	ctx, cancel := context.WithTimeout(ctx, stampChangeDeadline)
-	defer cancel()
-	if err := r.s.links.beginChange(ctx, r.name); err != nil {
-		return err
-	}
-	if err := r.s.driver.Delete(ctx, key); err != nil {
-		return err
-	}
-	r.s.links.endChange(ctx, r.name, r.s.logger)
-	return nil
+	// again from here on (linkstamps.go).
+	return r.s.links.deleteLinks(ctx, []string{r.name}, r.s.logger, func(ctx context.Context) error {
+		return r.s.driver.Delete(ctx, key)
+	})
 }
 
 // CommitBlob makes the data uploadID wrote (size bytes, verified to hash

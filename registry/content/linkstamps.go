@@ -178,6 +178,30 @@ func (l *links) endChange(ctx context.Context, repo string, logger *slog.Logger)
 	}
 }
 
+// deleteLinks runs del, which deletes links of repos, between the two
+// replacements of their stamps (beginChange, endChange), all within
+// stampChangeDeadline of the first replacement, since the change's hold
+// runs from there. Without repos it runs del alone.
+func (l *links) deleteLinks(ctx context.Context, repos []string, logger *slog.Logger, del func(context.Context) error) error {
+	if len(repos) == 0 {
+		return del(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, stampChangeDeadline)
+	defer cancel()
+	for _, repo := range repos {
+		if err := l.beginChange(ctx, repo); err != nil {
+			return err
+		}
+	}
+	if err := del(ctx); err != nil {
+		return err
+	}
+	for _, repo := range repos {
+		l.endChange(ctx, repo, logger)
+	}
+	return nil
+}
+
 func (l *links) get(repo string, d digest.Digest) (rememberedLink, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -240,24 +240,9 @@ func (s *Store) deleteTargets(ctx context.Context, ts []Target) error {
 			repos = append(repos, t.linkRepo)
 		}
 	}
-	if len(repos) > 0 {
-		// From before the first stamp changes: its hold runs from there.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, stampChangeDeadline)
-		defer cancel()
-	}
-	for _, repo := range repos {
-		if err := s.links.beginChange(ctx, repo); err != nil {
-			return err
-		}
-	}
-	if err := s.deleteKeys(ctx, keys); err != nil {
-		return err
-	}
-	for _, repo := range repos {
-		s.links.endChange(ctx, repo, s.logger)
-	}
-	return nil
+	return s.links.deleteLinks(ctx, repos, s.logger, func(ctx context.Context) error {
+		return s.deleteKeys(ctx, keys)
+	})
 }
 
 // DeleteDataTargets removes the objects of claimed DataTargets in
