@@ -54,11 +54,8 @@ func openGCYield(ctx context.Context, cfg registry.GCConfig, driver storage.Driv
 		return nil, err
 	}
 	y := &gcYield{counter: pub, driver: gcStorage(cfg, driver)}
-	share := registry.DefaultGCBusyShare
-	if cfg.BusyShare != nil {
-		share = *cfg.BusyShare
-	}
-	if share < 1 {
+	// Loading the configuration filled the default.
+	if share := *cfg.BusyShare; share < 1 {
 		m, err := pace.NewYieldMetrics(reg)
 		if err != nil {
 			return nil, err
