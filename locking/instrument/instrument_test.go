@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stratus-registry/stratus/internal/promtest"
 	"github.com/stratus-registry/stratus/locking"
 	"github.com/stratus-registry/stratus/locking/instrument"
 	"github.com/stratus-registry/stratus/locking/lockingtest"
@@ -145,35 +145,12 @@ func TestRedisDownCountsErrors(t *testing.T) {
 	}
 }
 
-func find(t *testing.T, reg *prometheus.Registry, name, backend, op string) *dto.Metric {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range mt.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["backend"] == backend && labels["op"] == op {
-				return mt
-			}
-		}
-	}
-	return nil
-}
-
 func count(t *testing.T, reg *prometheus.Registry, backend, op string) uint64 {
 	t.Helper()
-	return find(t, reg, "stratus_locking_operation_duration_seconds", backend, op).GetHistogram().GetSampleCount()
+	return promtest.Find(t, reg, "stratus_locking_operation_duration_seconds", map[string]string{"backend": backend, "op": op}).GetHistogram().GetSampleCount()
 }
 
 func errorsOf(t *testing.T, reg *prometheus.Registry, backend, op string) float64 {
 	t.Helper()
-	return find(t, reg, "stratus_locking_errors_total", backend, op).GetCounter().GetValue()
+	return promtest.Find(t, reg, "stratus_locking_errors_total", map[string]string{"backend": backend, "op": op}).GetCounter().GetValue()
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stratus-registry/stratus/internal/promtest"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/drivertest"
 	"github.com/stratus-registry/stratus/storage/filesystem"
@@ -222,36 +222,9 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// find returns the series of family name whose labels include want, or
-// nil when it does not exist (yet).
-func find(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) *dto.Metric {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			matched := 0
-			for _, l := range mt.GetLabel() {
-				if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-					matched++
-				}
-			}
-			if matched == len(want) {
-				return mt
-			}
-		}
-	}
-	return nil
-}
-
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	return find(t, reg, name, labels).GetCounter().GetValue()
+	return promtest.Find(t, reg, name, labels).GetCounter().GetValue()
 }
 
 func errorsOf(t *testing.T, reg *prometheus.Registry, op string) float64 {
@@ -266,12 +239,12 @@ func bytesOf(t *testing.T, reg *prometheus.Registry, name, driver string) float6
 
 func histCount(t *testing.T, reg *prometheus.Registry, op string) uint64 {
 	t.Helper()
-	return find(t, reg, "stratus_storage_operation_duration_seconds", map[string]string{"op": op}).GetHistogram().GetSampleCount()
+	return promtest.Find(t, reg, "stratus_storage_operation_duration_seconds", map[string]string{"op": op}).GetHistogram().GetSampleCount()
 }
 
 func histSum(t *testing.T, reg *prometheus.Registry, op string) float64 {
 	t.Helper()
-	return find(t, reg, "stratus_storage_operation_duration_seconds", map[string]string{"op": op}).GetHistogram().GetSampleSum()
+	return promtest.Find(t, reg, "stratus_storage_operation_duration_seconds", map[string]string{"op": op}).GetHistogram().GetSampleSum()
 }
 
 func TestOpCounts(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/stratus-registry/stratus/internal/promtest"
 	"github.com/stratus-registry/stratus/storage"
 	"github.com/stratus-registry/stratus/storage/drivertest"
 	"github.com/stratus-registry/stratus/storage/inmemory"
@@ -174,22 +175,14 @@ func newTestYielder(t *testing.T, sig pace.Signal, share float64) (*pace.Yielder
 
 func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := promtest.Find(t, reg, name, nil)
+	if m == nil {
+		t.Fatalf("no series %s", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if g := m.GetGauge(); g != nil {
-			return g.GetValue()
-		}
-		return m.GetCounter().GetValue()
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
 	}
-	t.Fatalf("no series %s", name)
-	return 0
+	return m.GetCounter().GetValue()
 }
 
 func TestNewYielderRefusesBadConfig(t *testing.T) {
